@@ -1,0 +1,29 @@
+# The two set-up commands: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEFAULT_POLICIES := fcfs+best-fit,fcfs+first-fit,fcfs+consolidate,fcfs+spread
+
+.PHONY: run test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/altostrat compare --workload synthetic:jobs=3000,load=0.8,seed=1,tenants=4 \
+		--cluster philly-like --policies $(DEFAULT_POLICIES) --out out/compare
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -n 2
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,181 @@
+"""The `altostrat` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from altostrat.compare import aggregate_seeds
+from altostrat.policy.registry import PolicyError, split_top
+from altostrat.report.html import SUMMARY_COLUMNS, fmt, write_report
+from altostrat.sim.run import RunRequest, dumps, run, run_with_series
+from altostrat.spec.load import SpecError
+from altostrat.workload.sources import TraceError
+
+app = typer.Typer(help="Altostrat: allocate cloud resources to AI workloads, proven on real traces.", no_args_is_help=True)
+policies_app = typer.Typer(help="Scheduling policy pieces.", no_args_is_help=True)
+app.add_typer(policies_app, name="policies")
+err = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 200)  # pipes get the whole table
+
+USER_ERRORS = (PolicyError, SpecError, TraceError, FileNotFoundError)
+
+WorkloadOpt = Annotated[str, typer.Option("--workload", "-w", help="synthetic[:opts], philly:PATH, … or a Workload YAML")]
+ClusterOpt = Annotated[str, typer.Option("--cluster", "-c", help="philly-like, gavel-108, … or a Cluster YAML")]
+SeedOpt = Annotated[Optional[int], typer.Option(help="seed for generators (overrides seed= in the workload)")]
+SkipOpt = Annotated[bool, typer.Option("--skip-invalid", help="skip malformed trace rows and report their counts")]
+PluginOpt = Annotated[Optional[list[str]], typer.Option("--plugin", help="module:object registering extra policy pieces")]
+
+
+def fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def simulate(
+    workload: WorkloadOpt = "synthetic",
+    cluster: ClusterOpt = "philly-like",
+    policy: Annotated[str, typer.Option(help="ORDER[+PLACEMENT][+backfill][+preempt], e.g. las+consolidate")] = "fcfs+best-fit",
+    seed: SeedOpt = None,
+    until: Annotated[Optional[float], typer.Option(help="stop the clock at T seconds")] = None,
+    warmup: Annotated[float, typer.Option(help="ignore jobs submitted before T seconds in metrics")] = 0.0,
+    events: Annotated[Optional[Path], typer.Option(help="write the event log to FILE (.parquet or .csv)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")] = False,
+    skip_invalid: SkipOpt = False,
+    plugin: PluginOpt = None,
+) -> None:
+    """Replay a workload on a cluster under one policy and report its metrics."""
+    if events is not None and events.suffix not in (".parquet", ".csv"):
+        fail(ValueError(f"--events {events}: name a .parquet or .csv file"))
+    req = RunRequest(workload, cluster, policy, seed, until, warmup, skip_invalid, tuple(plugin or ()))
+    try:
+        if sys.stderr.isatty() and not as_json:
+            with _progress() as bar:
+                task = bar.add_task("simulating", total=None)
+                result, raw = run(req, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        else:
+            result, raw = run(req)
+    except USER_ERRORS as exc:
+        fail(exc)
+    if events is not None:
+        from altostrat.sim.export import write_events
+
+        write_events(raw, events)
+    if as_json:
+        print(dumps(result))
+        return
+    _print_table([result])
+    r = result["run"]
+    out.print(f"{r['events']:,} events in {r['wall_s']:.2f} s ({r['jobs_per_s']:,.0f} jobs/s)")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err)
+
+
+def _print_table(results: list[dict]) -> None:
+    table = Table(title="policy comparison" if len(results) > 1 else None)
+    table.add_column("policy", style="bold", no_wrap=True)
+    for _, label in SUMMARY_COLUMNS:
+        table.add_column(label, justify="right")
+    for r in results:
+        table.add_row(r["policy"], *(fmt(r["metrics"].get(key)) for key, _ in SUMMARY_COLUMNS))
+    out.print(table)
+
+
+@app.command()
+def compare(
+    policies: Annotated[str, typer.Option(help="comma-separated policies; commas inside [] belong to a policy")],
+    out_dir: Annotated[Path, typer.Option("--out", help="directory for results.json and report.html")],
+    workload: WorkloadOpt = "synthetic",
+    cluster: ClusterOpt = "philly-like",
+    seeds: Annotated[int, typer.Option(min=1, help="run each policy with seeds 1..N (mean and spread)")] = 1,
+    seed: SeedOpt = None,
+    until: Annotated[Optional[float], typer.Option(help="stop the clock at T seconds")] = None,
+    warmup: Annotated[float, typer.Option(help="ignore jobs submitted before T seconds in metrics")] = 0.0,
+    workers: Annotated[int, typer.Option(min=1, help="parallel processes")] = 2,
+    skip_invalid: SkipOpt = False,
+    plugin: PluginOpt = None,
+) -> None:
+    """Run several policies on the same workload and cluster; write results.json and report.html."""
+    names = [p for p in split_top(policies, ",") if p]
+    if not names:
+        fail(PolicyError("--policies is empty; e.g. --policies fcfs,sjf,las"))
+    base_seed = seed if seed is not None else 1
+    seed_list = [base_seed + k for k in range(seeds)] if (seeds > 1 or seed is not None) else [None]
+    requests = [
+        RunRequest(workload, cluster, name, s, until, warmup, skip_invalid, tuple(plugin or ()))
+        for name in names for s in seed_list
+    ]
+    try:  # validate every input once, in this process, before spending workers on them
+        from altostrat.policy.registry import load_plugin, parse_policy
+
+        for p in plugin or ():
+            load_plugin(p)
+        for name in names:
+            parse_policy(name)
+    except USER_ERRORS as exc:
+        fail(exc)
+    results: list[tuple[dict, dict]] = [None] * len(requests)  # type: ignore[list-item]
+    try:
+        with _progress() as bar, ProcessPoolExecutor(max_workers=min(workers, len(requests))) as pool:
+            task = bar.add_task("policies", total=len(requests))
+            futures = {pool.submit(run_with_series, req): i for i, req in enumerate(requests)}
+            for fut in futures:
+                results[futures[fut]] = fut.result()
+                bar.advance(task)
+    except USER_ERRORS as exc:
+        fail(exc)
+    runs = [r for r, _ in results]
+    per_policy = aggregate_seeds(names, runs, seeds_given=len(seed_list))
+    series = {names[i // len(seed_list)]: results[i][1] for i in range(0, len(results), len(seed_list))}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(dumps(per_policy))
+    write_report(out_dir / "report.html", per_policy, series, title="Altostrat policy comparison")
+    _print_table(per_policy)
+    out.print(f"wrote {out_dir / 'results.json'} and {out_dir / 'report.html'}")
+
+
+@policies_app.command("list")
+def policies_list(plugin: PluginOpt = None) -> None:
+    """Every registered order and placement piece, its parameters and its source."""
+    import dataclasses
+
+    import altostrat.policy  # noqa: F401
+    from altostrat.policy.registry import Backfill, Preemption, load_plugin, pieces
+
+    try:
+        for p in plugin or ():
+            load_plugin(p)
+    except USER_ERRORS as exc:
+        fail(exc)
+    table = Table(title="policy pieces: ORDER[+PLACEMENT][+backfill][+preempt]")
+    for col in ("kind", "name", "parameters", "source"):
+        table.add_column(col)
+
+    def params(cls) -> str:
+        return ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls) if f.init) or "–"
+
+    for kind in ("order", "placement"):
+        for name, cls in pieces(kind).items():
+            table.add_row(kind, name, params(cls), cls.source)
+    table.add_row("option", "backfill", params(Backfill), "EASY backfilling (Lifka 1995); protects the blocked head")
+    table.add_row("option", "preempt", params(Preemption), "whole-gang preemption of jobs ordered after the blocked one")
+    out.print(table)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

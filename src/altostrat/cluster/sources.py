@@ -1,0 +1,1 @@
+"""Clusters read from real node lists (each module registers with @cluster_source)."""

@@ -1,0 +1,265 @@
+"""Cluster state with indexes, so that placement is a lookup rather than a scan.
+
+Per GPU model the state keeps nodes bucketed by their count of wholly free GPUs, a
+sorted list of nodes by their largest free GPU share (for fractional requests), and the
+model's total free whole GPUs, so that an impossible request is refused without looking
+at any node. CPU-only requests use a sorted list of nodes by free CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sortedcontainers import SortedList
+
+from altostrat.resources import MILLI
+from altostrat.workload.job import Job
+
+# One entry per task: (node index, device ids it holds on that node).
+Alloc = tuple[tuple[int, tuple[int, ...]], ...]
+# What a placement policy returns: (node index, number of tasks on it).
+Plan = list[tuple[int, int]]
+
+
+@dataclass(slots=True)
+class Node:
+    idx: int
+    name: str
+    pool: str
+    gpu_model: str | None
+    gpus: int
+    cpu_milli: int
+    mem_mib: int
+    region: str | None = None
+    tier: str | None = None
+    gpu_free: list[int] = field(default_factory=list)  # free milli-GPU per device
+    cpu_free: int = 0
+    mem_free: int = 0
+
+    def __post_init__(self) -> None:
+        self.gpu_free = [MILLI] * self.gpus
+        self.cpu_free = self.cpu_milli
+        self.mem_free = self.mem_mib
+
+    @property
+    def free_whole(self) -> int:
+        return sum(1 for f in self.gpu_free if f == MILLI)
+
+    @property
+    def max_free(self) -> int:
+        return max(self.gpu_free, default=0)
+
+
+class ModelIndex:
+    """Free-capacity index of the nodes that carry one GPU model."""
+
+    __slots__ = ("model", "max_gpus", "by_whole", "by_share", "open", "free_whole", "free_milli", "capacity")
+
+    def __init__(self, model: str, max_gpus: int) -> None:
+        self.model = model
+        self.max_gpus = max_gpus
+        self.by_whole = [SortedList() for _ in range(max_gpus + 1)]  # node idx by free whole GPUs
+        self.by_share = SortedList()  # (largest free share, node idx), share > 0
+        self.open = SortedList()  # node idx with any free share, in index order
+        self.free_whole = 0
+        self.free_milli = 0
+        self.capacity = 0  # GPUs
+
+    def add(self, node: Node, whole: int, share: int) -> None:
+        self.by_whole[whole].add(node.idx)
+        self.free_whole += whole
+        self.free_milli += sum(node.gpu_free)
+        if share:
+            self.by_share.add((share, node.idx))
+            self.open.add(node.idx)
+
+    def remove(self, node: Node, whole: int, share: int) -> None:
+        self.by_whole[whole].remove(node.idx)
+        self.free_whole -= whole
+        self.free_milli -= sum(node.gpu_free)
+        if share:
+            self.by_share.remove((share, node.idx))
+            self.open.remove(node.idx)
+
+    def ascending(self, min_whole: int):
+        """Node indexes with at least `min_whole` free GPUs, tightest first."""
+        for k in range(max(min_whole, 0), self.max_gpus + 1):
+            yield from self.by_whole[k]
+
+    def descending(self, min_whole: int):
+        """Node indexes with at least `min_whole` free GPUs, emptiest first."""
+        for k in range(self.max_gpus, max(min_whole, 0) - 1, -1):
+            yield from self.by_whole[k]
+
+    def shares_ascending(self, milli: int):
+        """Node indexes having a GPU with at least `milli` free, tightest first."""
+        for _, idx in self.by_share.irange((milli, -1)):
+            yield idx
+
+    def shares_descending(self, milli: int):
+        for _, idx in self.by_share.irange((milli, -1), reverse=True):
+            yield idx
+
+
+class ClusterState:
+    """Nodes, what is allocated on them, and the indexes over their free capacity."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self.nodes = nodes
+        self.models: dict[str, ModelIndex] = {}
+        self.by_cpu = SortedList()  # (free cpu, node idx)
+        self.gpu_capacity_milli = sum(n.gpus for n in nodes) * MILLI
+        self.cpu_capacity_milli = sum(n.cpu_milli for n in nodes)
+        self.gpu_allocated_milli = 0
+        self.cpu_allocated_milli = 0
+        self._room_cache: dict[tuple, int] = {}
+        for node in nodes:
+            if node.gpus:
+                index = self.models.get(node.gpu_model)
+                if index is None:
+                    index = self.models[node.gpu_model] = ModelIndex(node.gpu_model, 0)
+                index.capacity += node.gpus
+                index.max_gpus = max(index.max_gpus, node.gpus)
+        for index in self.models.values():
+            index.by_whole = [SortedList() for _ in range(index.max_gpus + 1)]
+        for node in nodes:
+            self._index(node)
+
+    # -- indexing ---------------------------------------------------------------------
+    def _index(self, node: Node) -> None:
+        self.by_cpu.add((node.cpu_free, node.idx))
+        if node.gpus:
+            self.models[node.gpu_model].add(node, node.free_whole, node.max_free)
+
+    def _unindex(self, node: Node) -> None:
+        self.by_cpu.remove((node.cpu_free, node.idx))
+        if node.gpus:
+            self.models[node.gpu_model].remove(node, node.free_whole, node.max_free)
+
+    # -- questions placement asks -----------------------------------------------------
+    def candidate_models(self, job: Job) -> list[ModelIndex]:
+        if job.gpu_models is None:
+            return list(self.models.values())
+        return [self.models[m] for m in job.gpu_models if m in self.models]
+
+    def room(self, node: Node, job: Job) -> int:
+        """How many of the job's tasks fit on the node now."""
+        n = job.tasks
+        if job.cpu_milli:
+            n = min(n, node.cpu_free // job.cpu_milli)
+        if job.mem_mib:
+            n = min(n, node.mem_free // job.mem_mib)
+        g = job.gpu_milli
+        if g and n:
+            if node.gpus == 0 or (job.gpu_models is not None and node.gpu_model not in job.gpu_models):
+                return 0
+            if g >= MILLI:
+                n = min(n, node.free_whole // (g // MILLI))
+            else:
+                n = min(n, sum(f // g for f in node.gpu_free))
+        return n
+
+    def can_ever_fit(self, job: Job) -> bool:
+        """Whether the job fits the empty cluster (else it is unschedulable)."""
+        key = (job.tasks, job.gpu_milli, job.cpu_milli, job.mem_mib, job.gpu_models)
+        cached = self._room_cache.get(key)
+        if cached is None:
+            cached = self._room_cache[key] = self._fits_empty(job)
+        return bool(cached)
+
+    def _fits_empty(self, job: Job) -> bool:
+        models = None if not job.gpu_milli else {m.model for m in self.candidate_models(job)}
+        if models is not None and not models:
+            return False
+        per_model: dict[str | None, int] = {}
+        for node in self.nodes:
+            if models is not None and node.gpu_model not in models:
+                continue
+            n = job.tasks
+            if job.cpu_milli:
+                n = min(n, node.cpu_milli // job.cpu_milli)
+            if job.mem_mib:
+                n = min(n, node.mem_mib // job.mem_mib)
+            if job.gpu_milli:
+                per_gpu = MILLI // job.gpu_milli if job.gpu_milli < MILLI else 0
+                n = min(n, node.gpus * per_gpu if per_gpu else node.gpus // (job.gpu_milli // MILLI))
+            key = node.gpu_model if job.gpu_milli else None
+            per_model[key] = per_model.get(key, 0) + n
+            if per_model[key] >= job.tasks:
+                return True
+        return False
+
+    def fits_now(self, model: ModelIndex, job: Job) -> bool:
+        """A cheap necessary condition: enough free whole GPUs of this model."""
+        g = job.gpu_milli
+        return g < MILLI or model.free_whole >= job.tasks * (g // MILLI)
+
+    # -- changes ------------------------------------------------------------------------
+    def allocate(self, job: Job, plan: Plan) -> Alloc:
+        out: list[tuple[int, tuple[int, ...]]] = []
+        g = job.gpu_milli
+        for idx, count in plan:
+            node = self.nodes[idx]
+            self._unindex(node)
+            for _ in range(count):
+                devices: tuple[int, ...] = ()
+                if g >= MILLI:
+                    need = g // MILLI
+                    devices = tuple(i for i, f in enumerate(node.gpu_free) if f == MILLI)[:need]
+                    if len(devices) < need:
+                        raise ValueError(f"node {node.name} has no {need} free GPUs for job {job.id}")
+                    for d in devices:
+                        node.gpu_free[d] = 0
+                elif g:
+                    fitting = [(f, i) for i, f in enumerate(node.gpu_free) if f >= g]
+                    if not fitting:
+                        raise ValueError(f"node {node.name} has no GPU share of {g} for job {job.id}")
+                    d = min(fitting)[1]  # tightest device first keeps whole GPUs free
+                    node.gpu_free[d] -= g
+                    devices = (d,)
+                if node.cpu_free < job.cpu_milli or node.mem_free < job.mem_mib:
+                    raise ValueError(f"node {node.name} lacks CPU or memory for job {job.id}")
+                node.cpu_free -= job.cpu_milli
+                node.mem_free -= job.mem_mib
+                out.append((idx, devices))
+            self._index(node)
+        self.gpu_allocated_milli += g * job.tasks
+        self.cpu_allocated_milli += job.cpu_milli * job.tasks
+        return tuple(out)
+
+    def release(self, job: Job, alloc: Alloc) -> None:
+        g = job.gpu_milli
+        touched: dict[int, list[tuple[int, ...]]] = {}
+        for idx, devices in alloc:
+            touched.setdefault(idx, []).append(devices)
+        for idx, task_devices in touched.items():
+            node = self.nodes[idx]
+            self._unindex(node)
+            for devices in task_devices:
+                share = MILLI if g >= MILLI else g
+                for d in devices:
+                    node.gpu_free[d] += share
+                node.cpu_free += job.cpu_milli
+                node.mem_free += job.mem_mib
+            self._index(node)
+        self.gpu_allocated_milli -= g * job.tasks
+        self.cpu_allocated_milli -= job.cpu_milli * job.tasks
+
+    def restore(self, job: Job, alloc: Alloc) -> None:
+        """Take back exactly the devices of `alloc` (undo of a tentative release)."""
+        g = job.gpu_milli
+        share = MILLI if g >= MILLI else g
+        touched: dict[int, int] = {}
+        for idx, devices in alloc:
+            touched[idx] = touched.get(idx, 0) + 1
+        for idx, tasks in touched.items():
+            node = self.nodes[idx]
+            self._unindex(node)
+            for devices in (d for i, d in alloc if i == idx):
+                for d in devices:
+                    node.gpu_free[d] -= share
+            node.cpu_free -= job.cpu_milli * tasks
+            node.mem_free -= job.mem_mib * tasks
+            self._index(node)
+        self.gpu_allocated_milli += g * job.tasks
+        self.cpu_allocated_milli += job.cpu_milli * job.tasks

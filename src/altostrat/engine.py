@@ -1,0 +1,254 @@
+"""The decision engine shared by the simulator and the control plane.
+
+Given an event (a job submitted, a job finished, a wake-up) and the time as an argument,
+it updates the cluster state and returns decisions: start a job on nodes, preempt a
+running job, or reject one that can never fit. It never sleeps, reads a clock or does
+I/O, which is what lets the simulator and the live service call the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sortedcontainers import SortedList
+
+from altostrat.cluster.state import Alloc, ClusterState
+from altostrat.policy.registry import Policy
+from altostrat.resources import MILLI
+from altostrat.workload.job import Job
+
+START, PREEMPT, REJECT = "start", "preempt", "reject"
+
+
+@dataclass(slots=True, frozen=True)
+class Decision:
+    kind: str  # START, PREEMPT or REJECT
+    job: Job
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class Run:
+    """A job's current attempt: where it runs and when it is expected to end."""
+
+    job: Job
+    alloc: Alloc
+    start: float
+    speed: float
+    overhead: float  # restart seconds paid before work resumes
+    work_left: float  # reference-speed seconds of work left at `start`
+
+    @property
+    def end(self) -> float:
+        return self.start + self.overhead + self.work_left / self.speed
+
+    def work_done(self, now: float) -> float:
+        return max(0.0, now - self.start - self.overhead) * self.speed
+
+
+class Engine:
+    def __init__(self, state: ClusterState, policy: Policy) -> None:
+        self.state = state
+        self.policy = policy
+        self.order = policy.order
+        self.placement = policy.placement
+        self.dynamic = policy.order.dynamic
+        self.pending: dict[int, Job] = {}
+        self._queue = SortedList()  # (key, idx) for orders whose keys never change
+        self._keys: dict[int, tuple] = {}
+        self.running: dict[int, Run] = {}
+        self.work_left: dict[int, float] = {}  # reference seconds left, for jobs not running
+        self.attained: dict[int, float] = {}  # GPU-seconds of service received in past attempts
+        self.overhead_due: dict[int, float] = {}
+        self.tenant_alloc: dict[str, list[int]] = {}  # tenant -> [gpu milli, cpu milli, mem MiB]
+
+    # -- events ---------------------------------------------------------------------------
+    def submit(self, job: Job, now: float) -> list[Decision]:
+        if not self.state.can_ever_fit(job):
+            return [Decision(REJECT, job, "does not fit the cluster even when it is empty")]
+        self.work_left[job.idx] = job.duration
+        self._enqueue(job, now)
+        return self.schedule(now)
+
+    def finish(self, job: Job, now: float) -> list[Decision]:
+        run = self.running.pop(job.idx)
+        self._stop(run, now)
+        self.work_left.pop(job.idx, None)
+        return self.schedule(now)
+
+    def wakeup(self, now: float) -> list[Decision]:
+        return self.schedule(now)
+
+    def next_wakeup(self, now: float) -> float | None:
+        """When the order's keys next change on their own (None: only events matter)."""
+        hook = getattr(self.order, "wakeup", None)
+        return hook(self, now) if hook and self.pending else None
+
+    # -- views policies read --------------------------------------------------------------
+    def attained_service(self, job: Job, now: float) -> float:
+        """GPU-seconds the job has received so far (its LAS priority)."""
+        total = self.attained.get(job.idx, 0.0)
+        run = self.running.get(job.idx)
+        if run is not None:
+            total += max(0.0, now - run.start) * job.gpus
+        return total
+
+    def remaining(self, job: Job, now: float) -> float:
+        """Reference-speed seconds of work the job still needs."""
+        run = self.running.get(job.idx)
+        if run is not None:
+            return max(0.0, run.work_left - run.work_done(now))
+        return self.work_left.get(job.idx, job.duration)
+
+    # -- the scheduling pass --------------------------------------------------------------
+    def schedule(self, now: float) -> list[Decision]:
+        if not self.pending:
+            return []
+        decisions: list[Decision] = []
+        started: list[Job] = []
+        backfill = self.policy.backfill
+        reservation = None  # (shadow time, spare GPU milli) protecting the blocked head
+        for seen, job in enumerate(self._ordered(now)):
+            if backfill and seen >= backfill.depth:
+                break
+            plan = self.placement.place(job, self.state)
+            if plan is None and reservation is None and self.policy.preemption:
+                plan = self._make_room(job, now, decisions)
+            if plan is not None and reservation is not None:
+                plan = self._backfill_allows(job, plan, now, reservation)
+            if plan is not None:
+                self._start(job, plan, now)
+                started.append(job)
+                decisions.append(Decision(START, job))
+                continue
+            if backfill is None:
+                break
+            if reservation is None:
+                reservation = self._reserve(job, now)
+        for job in started:
+            self._dequeue(job)
+        for d in decisions:  # queued after the pass: the queue must not change under it
+            if d.kind == PREEMPT:
+                self._enqueue(d.job, now)
+        return decisions
+
+    def _ordered(self, now: float):
+        if not self.dynamic:
+            return (self.pending[idx] for _, idx in self._queue)
+        key = self.order.key
+        return iter(sorted(self.pending.values(), key=lambda j: (key(j, self, now), j.idx)))
+
+    # -- EASY backfilling -----------------------------------------------------------------
+    def _reserve(self, head: Job, now: float) -> list[float]:
+        """Shadow time when the head could start, and the GPU milli spare at that time.
+
+        GPUs are counted per model the head may use, not per node: an approximation that
+        ignores node shapes, as EASY implementations over node counts do.
+        """
+        models = {m.model for m in self.state.candidate_models(head)} if head.gpu_milli else set()
+        free = sum(self.state.models[m].free_milli for m in models)
+        need = head.gpu_milli_total
+        ends = sorted(
+            (run.end, self._milli_on(run, models)) for run in self.running.values()
+        )
+        shadow = now
+        for end, milli in ends:
+            if free >= need:
+                break
+            free += milli
+            shadow = end
+        if free < need:
+            return [float("inf"), 0.0]
+        return [shadow, float(free - need)]
+
+    def _milli_on(self, run: Run, models: set) -> int:
+        nodes = self.state.nodes
+        share = MILLI if run.job.gpu_milli >= MILLI else run.job.gpu_milli
+        return sum(share * len(devices) for idx, devices in run.alloc if nodes[idx].gpu_model in models)
+
+    def _backfill_allows(self, job: Job, plan, now: float, reservation: list[float]):
+        shadow, spare = reservation
+        speed = job.speed(self.state.nodes[plan[0][0]].gpu_model)
+        end = now + self.overhead_due.get(job.idx, 0.0) + self.work_left[job.idx] / speed
+        if end <= shadow:
+            return plan
+        if job.gpu_milli_total <= spare:
+            reservation[1] = spare - job.gpu_milli_total
+            return plan
+        return None
+
+    # -- preemption -----------------------------------------------------------------------
+    def _make_room(self, job: Job, now: float, decisions: list[Decision]):
+        """Preempt whole gangs ordered after `job` until it fits; undo if it still does not."""
+        key = self.order.key
+        mine = (key(job, self, now), job.idx)
+        victims = sorted(
+            (run for run in self.running.values() if (key(run.job, self, now), run.job.idx) > mine),
+            key=lambda run: (key(run.job, self, now), run.job.idx),
+            reverse=True,
+        )
+        if not victims:
+            return None
+        models = {m.model for m in self.state.candidate_models(job)} if job.gpu_milli else set()
+        free = sum(self.state.models[m].free_milli for m in models)
+        chosen, plan = [], None
+        for run in victims:
+            if job.gpu_milli and not self._milli_on(run, models):
+                continue
+            chosen.append(run)
+            self.state.release(run.job, run.alloc)
+            free += self._milli_on(run, models)
+            if free >= job.gpu_milli_total:
+                plan = self.placement.place(job, self.state)
+                if plan is not None:
+                    break
+        if plan is None:
+            for run in chosen:
+                self.state.restore(run.job, run.alloc)
+            return None
+        for run in chosen:
+            self._preempt(run, now)
+            decisions.append(Decision(PREEMPT, run.job))
+        return plan
+
+    def _preempt(self, run: Run, now: float) -> None:
+        job = run.job
+        del self.running[job.idx]
+        self._account(run, now, -1)
+        self.attained[job.idx] = self.attained.get(job.idx, 0.0) + max(0.0, now - run.start) * job.gpus
+        self.work_left[job.idx] = max(0.0, run.work_left - run.work_done(now))
+        self.overhead_due[job.idx] = self.policy.preemption.restart_s
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _start(self, job: Job, plan, now: float) -> None:
+        alloc = self.state.allocate(job, plan)
+        model = self.state.nodes[plan[0][0]].gpu_model
+        run = Run(job, alloc, now, job.speed(model), self.overhead_due.pop(job.idx, 0.0), self.work_left[job.idx])
+        self.running[job.idx] = run
+        self._account(run, now, +1)
+
+    def _stop(self, run: Run, now: float) -> None:
+        self.state.release(run.job, run.alloc)
+        self._account(run, now, -1)
+        self.attained[run.job.idx] = self.attained.get(run.job.idx, 0.0) + max(0.0, now - run.start) * run.job.gpus
+
+    def _account(self, run: Run, now: float, sign: int) -> None:
+        job = run.job
+        usage = self.tenant_alloc.get(job.tenant)
+        if usage is None:
+            usage = self.tenant_alloc[job.tenant] = [0, 0, 0]
+        usage[0] += sign * job.gpu_milli_total
+        usage[1] += sign * job.cpu_milli * job.tasks
+        usage[2] += sign * job.mem_mib * job.tasks
+
+    def _enqueue(self, job: Job, now: float) -> None:
+        self.pending[job.idx] = job
+        if not self.dynamic:
+            k = (self.order.key(job, self, now), job.idx)
+            self._keys[job.idx] = k
+            self._queue.add(k)
+
+    def _dequeue(self, job: Job) -> None:
+        del self.pending[job.idx]
+        if not self.dynamic:
+            self._queue.remove(self._keys.pop(job.idx))

@@ -1,0 +1,14 @@
+"""Order pieces decide which pending job the engine tries next.
+
+An order piece is a dataclass registered with @register("order", name, source) that has
+
+* `key(job, engine, now) -> tuple`: smaller keys go first (ties broken by the job index);
+* class attributes `dynamic` (keys change with time or state, so the queue is re-sorted on
+  every pass) and `preemptive` (the order preempts by itself, e.g. LAS);
+* optionally `wakeup(engine, now) -> float | None`: the next time a key changes on its
+  own (e.g. a running job crosses a LAS threshold), so the simulator wakes the engine then.
+"""
+
+from altostrat.policy.autoload import import_all
+
+import_all(__name__, __path__)

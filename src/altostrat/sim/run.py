@@ -1,0 +1,90 @@
+"""One simulation run from spec strings to the JSON-ready result object."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+from altostrat.cluster.build import load_cluster
+from altostrat.metrics.compute import compute_metrics
+from altostrat.metrics.series import series
+from altostrat.policy.registry import load_plugin, parse_policy
+from altostrat.sim.simulator import SimResult, simulate
+from altostrat.workload.sources import WorkloadContext, load_workload
+
+
+def altostrat_version() -> str:
+    try:
+        return version("altostrat")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def inputs_digest(jobs, state) -> str:
+    """SHA-256 over the jobs and nodes as simulated, so equal digests mean equal inputs."""
+    h = hashlib.sha256()
+    for j in jobs:
+        h.update(repr((j.id, j.submit, j.duration, j.tasks, j.gpu_milli, j.cpu_milli, j.mem_mib, j.gpu_models,
+                       sorted(j.speeds.items()) if j.speeds else None, j.tenant, j.priority, j.deadline)).encode())
+    for nd in state.nodes:
+        h.update(repr((nd.name, nd.pool, nd.gpu_model, nd.gpus, nd.cpu_milli, nd.mem_mib, nd.region, nd.tier)).encode())
+    return h.hexdigest()
+
+
+@dataclass
+class RunRequest:
+    workload: str
+    cluster: str
+    policy: str
+    seed: int | None = None
+    until: float | None = None
+    warmup: float = 0.0
+    skip_invalid: bool = False
+    plugins: tuple[str, ...] = ()
+
+
+def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> tuple[dict, SimResult]:
+    """Simulate and return (result object for --json, raw result for logs and plots)."""
+    for plugin in req.plugins:
+        load_plugin(plugin)
+    policy = parse_policy(req.policy)
+    cluster_name, state = load_cluster(req.cluster)
+    ctx = WorkloadContext(cluster=state, seed=req.seed, skip_invalid=req.skip_invalid)
+    jobs = load_workload(req.workload, ctx)
+    digest = inputs_digest(jobs, state)
+    result = simulate(jobs, state, policy, until=req.until, warmup=req.warmup, progress=progress)
+    out = {
+        "workload": req.workload,
+        "cluster": cluster_name,
+        "policy": policy.name,
+        "seed": req.seed,
+        "version": altostrat_version(),
+        "inputs_sha256": digest,
+        "metrics": compute_metrics(result),
+        "run": {
+            "events": result.events,
+            "wall_s": result.wall_s,
+            "jobs_per_s": len(jobs) / result.wall_s if result.wall_s > 0 else None,
+        },
+    }
+    if ctx.skipped:
+        out["skipped_rows"] = dict(ctx.skipped)
+    if result.reject_reasons:
+        reasons: dict[str, int] = {}
+        for reason in result.reject_reasons.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+        out["unschedulable_reasons"] = reasons
+    return out, result
+
+
+def run_with_series(req: RunRequest) -> tuple[dict, dict]:
+    """For worker processes: the result object and the plot series (both picklable)."""
+    out, result = run(req)
+    return out, series(result)
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=2, allow_nan=False)

@@ -1,0 +1,32 @@
+"""Jobs from a `kind: Workload` spec file."""
+
+from __future__ import annotations
+
+from altostrat.resources import MILLI
+from altostrat.spec.load import load_one
+from altostrat.spec.schema import JobSpec
+from altostrat.workload.job import Job
+
+
+def job_from_spec(spec: JobSpec) -> Job:
+    res = spec.resources
+    return Job(
+        id=spec.name,
+        submit=spec.submit_s,
+        duration=spec.duration_s,
+        tasks=spec.tasks,
+        gpu_milli=round(res.gpu * MILLI),
+        cpu_milli=round(res.cpu * MILLI),
+        mem_mib=round(res.memory_gib * 1024),
+        gpu_models=tuple(spec.gpu_models) if spec.gpu_models else None,
+        speeds=dict(spec.speeds) if spec.speeds else None,
+        tenant=spec.tenant,
+        priority=spec.priority,
+        deadline=spec.deadline_s,
+        job_type=spec.job_type,
+    )
+
+
+def jobs_from_file(path: str) -> list[Job]:
+    doc = load_one(path, "Workload")
+    return [job_from_spec(j) for j in doc.spec.jobs]

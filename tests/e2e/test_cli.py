@@ -1,0 +1,72 @@
+"""The CLI as a user runs it: real subprocesses, real files."""
+
+import json
+import subprocess
+import sys
+
+from altostrat.metrics.compute import METRIC_KEYS
+
+ALTOSTRAT = [sys.executable, "-m", "altostrat.cli"]
+
+
+def altostrat(*args, check=True):
+    return subprocess.run([*ALTOSTRAT, *args], capture_output=True, text=True, check=check, timeout=300)
+
+
+def test_simulate_json_prints_one_object_with_every_key():
+    out = altostrat("simulate", "--workload", "synthetic:jobs=300,load=0.9,tenants=3,deadlines=0.5", "--seed", "3", "--json")
+    result = json.loads(out.stdout)
+    assert set(result) >= {"workload", "cluster", "policy", "seed", "version", "inputs_sha256", "metrics", "run"}
+    assert tuple(result["metrics"]) == METRIC_KEYS
+    assert set(result["run"]) == {"events", "wall_s", "jobs_per_s"}
+    m = result["metrics"]
+    assert m["jobs_submitted"] == 300 and m["jobs_completed"] == 300
+    assert 0 < m["gpu_utilization"] <= 1 and m["jain_fairness"] is not None
+    assert m["deadline_violation_rate"] is not None and result["seed"] == 3
+
+
+def test_simulate_is_deterministic_for_a_seed(tmp_path):
+    a = json.loads(altostrat("simulate", "--workload", "synthetic:jobs=200", "--seed", "7", "--json").stdout)
+    b = json.loads(altostrat("simulate", "--workload", "synthetic:jobs=200", "--seed", "7", "--json").stdout)
+    c = json.loads(altostrat("simulate", "--workload", "synthetic:jobs=200", "--seed", "8", "--json").stdout)
+    assert a["inputs_sha256"] == b["inputs_sha256"] != c["inputs_sha256"]
+    timing = ("decision_p50_us", "decision_p99_us")
+    strip = lambda r: {k: v for k, v in r["metrics"].items() if k not in timing}  # noqa: E731
+    assert strip(a) == strip(b)
+
+
+def test_simulate_writes_the_event_log(tmp_path):
+    path = tmp_path / "events.csv"
+    altostrat("simulate", "--workload", "synthetic:jobs=50", "--events", str(path), "--json")
+    lines = path.read_text().splitlines()
+    assert lines[0].replace('"', "") == "time_s,event,job,gpu_milli,cpu_milli,node"
+    assert sum(1 for line in lines if '"submit"' in line or ",submit," in line) == 50
+
+
+def test_unknown_policy_is_a_clear_error():
+    out = altostrat("simulate", "--policy", "fifo", "--json", check=False)
+    assert out.returncode == 2
+    assert "unknown order policy 'fifo'" in out.stderr and "fcfs" in out.stderr
+    assert out.stdout == ""
+
+
+def test_compare_writes_results_and_a_self_contained_report(tmp_path):
+    out = altostrat(
+        "compare", "--workload", "synthetic:jobs=200,tenants=2", "--policies", "fcfs+best-fit,sjf+first-fit",
+        "--out", str(tmp_path),
+    )
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["policy"] for r in results] == ["fcfs+best-fit", "sjf+first-fit"]
+    assert results[0]["inputs_sha256"] == results[1]["inputs_sha256"]
+    html = (tmp_path / "report.html").read_text()
+    assert "JCT CDF" in html and "Queue length" in html and "<script src=\"http" not in html
+    assert "sjf+first-fit" in out.stdout
+
+
+def test_compare_with_seeds_reports_mean_and_spread(tmp_path):
+    altostrat("compare", "--workload", "synthetic:jobs=100", "--policies", "fcfs", "--seeds", "3", "--out", str(tmp_path))
+    [result] = json.loads((tmp_path / "results.json").read_text())
+    assert result["seeds"] == [1, 2, 3] and len(result["runs"]) == 3
+    jcts = [r["metrics"]["avg_jct_s"] for r in result["runs"]]
+    assert abs(result["metrics"]["avg_jct_s"] - sum(jcts) / 3) < 1e-6
+    assert result["metrics_std"]["avg_jct_s"] > 0
