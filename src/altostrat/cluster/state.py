@@ -73,13 +73,28 @@ class ModelIndex:
             self.by_share.add((share, node.idx))
             self.open.add(node.idx)
 
-    def remove(self, node: Node, whole: int, share: int) -> None:
-        self.by_whole[whole].remove(node.idx)
-        self.free_whole -= whole
-        self.free_milli -= sum(node.gpu_free)
-        if share:
-            self.by_share.remove((share, node.idx))
-            self.open.remove(node.idx)
+    def move(self, node: Node, old: tuple[int, int, int], new: tuple[int, int, int]) -> None:
+        """Re-file a node whose (free whole GPUs, largest free share, free milli) changed.
+
+        Only the structures whose key changed are touched: sorted-list updates are the
+        cost of every allocation.
+        """
+        (w0, s0, m0), (w1, s1, m1) = old, new
+        idx = node.idx
+        if w0 != w1:
+            self.by_whole[w0].remove(idx)
+            self.by_whole[w1].add(idx)
+            self.free_whole += w1 - w0
+        self.free_milli += m1 - m0
+        if s0 != s1:
+            if s0:
+                self.by_share.remove((s0, idx))
+            if s1:
+                self.by_share.add((s1, idx))
+            if not s0:
+                self.open.add(idx)
+            elif not s1:
+                self.open.remove(idx)
 
     def ascending(self, min_whole: int):
         """Node indexes with at least `min_whole` free GPUs, tightest first."""
@@ -107,7 +122,7 @@ class ClusterState:
     def __init__(self, nodes: list[Node]) -> None:
         self.nodes = nodes
         self.models: dict[str, ModelIndex] = {}
-        self.by_cpu = SortedList()  # (free cpu, node idx)
+        self._by_cpu: SortedList | None = None  # (free cpu, node idx), built on first use
         self.gpu_capacity_milli = sum(n.gpus for n in nodes) * MILLI
         self.cpu_capacity_milli = sum(n.cpu_milli for n in nodes)
         self.gpu_allocated_milli = 0
@@ -126,15 +141,29 @@ class ClusterState:
             self._index(node)
 
     # -- indexing ---------------------------------------------------------------------
+    @property
+    def by_cpu(self) -> SortedList:
+        """Nodes by free CPU, for CPU-only requests; GPU-only workloads never pay for it."""
+        if self._by_cpu is None:
+            self._by_cpu = SortedList((n.cpu_free, n.idx) for n in self.nodes)
+        return self._by_cpu
+
     def _index(self, node: Node) -> None:
-        self.by_cpu.add((node.cpu_free, node.idx))
         if node.gpus:
             self.models[node.gpu_model].add(node, node.free_whole, node.max_free)
 
-    def _unindex(self, node: Node) -> None:
-        self.by_cpu.remove((node.cpu_free, node.idx))
-        if node.gpus:
-            self.models[node.gpu_model].remove(node, node.free_whole, node.max_free)
+    @staticmethod
+    def _snapshot(node: Node) -> tuple[int, int, int, int]:
+        free = node.gpu_free
+        return (node.cpu_free, sum(1 for f in free if f == MILLI), max(free, default=0), sum(free))
+
+    def _refile(self, node: Node, old: tuple[int, int, int, int]) -> None:
+        new = self._snapshot(node)
+        if old[0] != new[0] and self._by_cpu is not None:
+            self._by_cpu.remove((old[0], node.idx))
+            self._by_cpu.add((new[0], node.idx))
+        if node.gpus and old[1:] != new[1:]:
+            self.models[node.gpu_model].move(node, old[1:], new[1:])
 
     # -- questions placement asks -----------------------------------------------------
     def candidate_models(self, job: Job) -> list[ModelIndex]:
@@ -200,7 +229,7 @@ class ClusterState:
         g = job.gpu_milli
         for idx, count in plan:
             node = self.nodes[idx]
-            self._unindex(node)
+            before = self._snapshot(node)
             for _ in range(count):
                 devices: tuple[int, ...] = ()
                 if g >= MILLI:
@@ -222,7 +251,7 @@ class ClusterState:
                 node.cpu_free -= job.cpu_milli
                 node.mem_free -= job.mem_mib
                 out.append((idx, devices))
-            self._index(node)
+            self._refile(node, before)
         self.gpu_allocated_milli += g * job.tasks
         self.cpu_allocated_milli += job.cpu_milli * job.tasks
         return tuple(out)
@@ -234,14 +263,14 @@ class ClusterState:
             touched.setdefault(idx, []).append(devices)
         for idx, task_devices in touched.items():
             node = self.nodes[idx]
-            self._unindex(node)
+            before = self._snapshot(node)
             for devices in task_devices:
                 share = MILLI if g >= MILLI else g
                 for d in devices:
                     node.gpu_free[d] += share
                 node.cpu_free += job.cpu_milli
                 node.mem_free += job.mem_mib
-            self._index(node)
+            self._refile(node, before)
         self.gpu_allocated_milli -= g * job.tasks
         self.cpu_allocated_milli -= job.cpu_milli * job.tasks
 
@@ -254,12 +283,12 @@ class ClusterState:
             touched[idx] = touched.get(idx, 0) + 1
         for idx, tasks in touched.items():
             node = self.nodes[idx]
-            self._unindex(node)
+            before = self._snapshot(node)
             for devices in (d for i, d in alloc if i == idx):
                 for d in devices:
                     node.gpu_free[d] -= share
             node.cpu_free -= job.cpu_milli * tasks
             node.mem_free -= job.mem_mib * tasks
-            self._index(node)
+            self._refile(node, before)
         self.gpu_allocated_milli += g * job.tasks
         self.cpu_allocated_milli += job.cpu_milli * job.tasks
