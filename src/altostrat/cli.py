@@ -23,6 +23,8 @@ from altostrat.workload.sources import TraceError
 app = typer.Typer(help="Altostrat: allocate cloud resources to AI workloads, proven on real traces.", no_args_is_help=True)
 policies_app = typer.Typer(help="Scheduling policy pieces.", no_args_is_help=True)
 app.add_typer(policies_app, name="policies")
+workloads_app = typer.Typer(help="Workload traces and generators.", no_args_is_help=True)
+app.add_typer(workloads_app, name="workloads")
 err = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 200)  # pipes get the whole table
 
@@ -33,6 +35,8 @@ ClusterOpt = Annotated[str, typer.Option("--cluster", "-c", help="philly-like, g
 SeedOpt = Annotated[Optional[int], typer.Option(help="seed for generators (overrides seed= in the workload)")]
 SkipOpt = Annotated[bool, typer.Option("--skip-invalid", help="skip malformed trace rows and report their counts")]
 PluginOpt = Annotated[Optional[list[str]], typer.Option("--plugin", help="module:object registering extra policy pieces")]
+ArrivalsOpt = Annotated[Optional[str], typer.Option(
+    help="fill:F = the FGD paper's fill experiment: pods topped up to F x GPU capacity arrive one by one, never leave")]
 
 
 def fail(exc: Exception) -> None:
@@ -52,11 +56,12 @@ def simulate(
     as_json: Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")] = False,
     skip_invalid: SkipOpt = False,
     plugin: PluginOpt = None,
+    arrivals: ArrivalsOpt = None,
 ) -> None:
     """Replay a workload on a cluster under one policy and report its metrics."""
     if events is not None and events.suffix not in (".parquet", ".csv"):
         fail(ValueError(f"--events {events}: name a .parquet or .csv file"))
-    req = RunRequest(workload, cluster, policy, seed, until, warmup, skip_invalid, tuple(plugin or ()))
+    req = RunRequest(workload, cluster, policy, seed, until, warmup, skip_invalid, tuple(plugin or ()), arrivals)
     try:
         if sys.stderr.isatty() and not as_json:
             with _progress() as bar:
@@ -76,6 +81,10 @@ def simulate(
     _print_table([result])
     r = result["run"]
     out.print(f"{r['events']:,} events in {r['wall_s']:.2f} s ({r['jobs_per_s']:,.0f} jobs/s)")
+    if "fill_curve" in result:
+        end = result["fill_curve"][-1]
+        out.print(f"fill: pods asking {end['arrived_fraction']:.0%} of GPU capacity arrived; "
+                  f"{end['allocated_gpu_fraction']:.1%} allocated, {end['unallocated_gpu_fraction']:.1%} unallocated")
 
 
 def _progress() -> Progress:
@@ -105,6 +114,7 @@ def compare(
     workers: Annotated[int, typer.Option(min=1, help="parallel processes")] = 2,
     skip_invalid: SkipOpt = False,
     plugin: PluginOpt = None,
+    arrivals: ArrivalsOpt = None,
 ) -> None:
     """Run several policies on the same workload and cluster; write results.json and report.html."""
     names = [p for p in split_top(policies, ",") if p]
@@ -113,7 +123,7 @@ def compare(
     base_seed = seed if seed is not None else 1
     seed_list = [base_seed + k for k in range(seeds)] if (seeds > 1 or seed is not None) else [None]
     requests = [
-        RunRequest(workload, cluster, name, s, until, warmup, skip_invalid, tuple(plugin or ()))
+        RunRequest(workload, cluster, name, s, until, warmup, skip_invalid, tuple(plugin or ()), arrivals)
         for name in names for s in seed_list
     ]
     try:  # validate every input once, in this process, before spending workers on them
@@ -123,6 +133,10 @@ def compare(
             load_plugin(p)
         for name in names:
             parse_policy(name)
+        if arrivals is not None:
+            from altostrat.sim.fill import parse_arrivals
+
+            parse_arrivals(arrivals)
     except USER_ERRORS as exc:
         fail(exc)
     results: list[tuple[dict, dict]] = [None] * len(requests)  # type: ignore[list-item]
@@ -170,6 +184,48 @@ def policies_list(plugin: PluginOpt = None) -> None:
             table.add_row(kind, name, params(cls), cls.source)
     table.add_row("option", "backfill", params(Backfill), "EASY backfilling (Lifka 1995); protects the blocked head")
     table.add_row("option", "preempt", params(Preemption), "whole-gang preemption of jobs ordered after the blocked one")
+    out.print(table)
+
+
+@workloads_app.command("inspect")
+def workloads_inspect(
+    spec: Annotated[str, typer.Argument(help="synthetic[:opts], philly:PATH, gavel:PATH, csv:PATH#MAPPING, … or a Workload YAML")],
+    cluster: Annotated[str, typer.Option("--cluster", "-c", help="cluster that synthetic load= is relative to")] = "philly-like",
+    seed: SeedOpt = None,
+    skip_invalid: SkipOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the statistics as one JSON object")] = False,
+) -> None:
+    """A trace's statistics: jobs, span, GPU demand mix, duration percentiles, arrival rate."""
+    from altostrat.cluster.build import load_cluster
+    from altostrat.workload.inspect import trace_stats
+    from altostrat.workload.sources import WorkloadContext, load_workload
+
+    try:
+        ctx = WorkloadContext(cluster=load_cluster(cluster)[1], seed=seed, skip_invalid=skip_invalid)
+        stats = trace_stats(load_workload(spec, ctx), ctx.skipped)
+    except USER_ERRORS as exc:
+        fail(exc)
+    if as_json:
+        print(dumps({"workload": spec, **stats.to_dict()}))
+        return
+    table = Table(title=f"workload {spec}")
+    table.add_column("statistic", style="bold")
+    table.add_column("value", justify="right")
+    rate = stats.arrival_rate_per_h
+    rows = [
+        ("jobs", f"{stats.jobs:,}"),
+        ("span", f"{stats.span_s:,.0f} s ({stats.span_days:,.1f} days)"),
+        ("arrival rate", "–" if rate is None else f"{rate:,.1f} jobs/h"),
+        ("duration p50 / p90 / p99", f"{stats.duration_p50_s:,.0f} / {stats.duration_p90_s:,.0f} / {stats.duration_p99_s:,.0f} s"),
+        ("tenants", f"{stats.tenants:,}"),
+        ("GPU-hours", f"{stats.gpu_hours:,.0f}"),
+        *((f"jobs with {k} GPU{'' if k == '1' else 's'}" if k[0].isdigit() else f"{k} jobs",
+           f"{share:.2%} ({round(share * stats.jobs):,})") for k, share in stats.gpu_mix.items()),
+        ("skipped rows", f"{stats.skipped_rows:,}"),
+        *((f"  skipped: {reason}", f"{n:,}") for reason, n in stats.skipped_reasons.items()),
+    ]
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
 
 

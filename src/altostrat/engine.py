@@ -61,12 +61,15 @@ class Engine:
         self.attained: dict[int, float] = {}  # GPU-seconds of service received in past attempts
         self.overhead_due: dict[int, float] = {}
         self.tenant_alloc: dict[str, list[int]] = {}  # tenant -> [gpu milli, cpu milli, mem MiB]
+        self.tenant_jobs: dict[str, int] = {}  # tenant -> its jobs pending or running (FTF's N)
+        self.last_run: dict[int, tuple[float, float]] = {}  # preempted job -> (stopped at, seconds it ran)
 
     # -- events ---------------------------------------------------------------------------
     def submit(self, job: Job, now: float) -> list[Decision]:
         if not self.state.can_ever_fit(job):
             return [Decision(REJECT, job, "does not fit the cluster even when it is empty")]
         self.work_left[job.idx] = job.duration
+        self.tenant_jobs[job.tenant] = self.tenant_jobs.get(job.tenant, 0) + 1
         self._enqueue(job, now)
         return self.schedule(now)
 
@@ -74,6 +77,10 @@ class Engine:
         run = self.running.pop(job.idx)
         self._stop(run, now)
         self.work_left.pop(job.idx, None)
+        if self.tenant_jobs[job.tenant] > 1:
+            self.tenant_jobs[job.tenant] -= 1
+        else:
+            del self.tenant_jobs[job.tenant]
         return self.schedule(now)
 
     def wakeup(self, now: float) -> list[Decision]:
@@ -113,7 +120,7 @@ class Engine:
                 break
             plan = self.placement.place(job, self.state)
             if plan is None and reservation is None and self.policy.preemption:
-                plan = self._make_room(job, now, decisions)
+                plan = self._make_room(job, now, decisions, started)
             if plan is not None and reservation is not None:
                 plan = self._backfill_allows(job, plan, now, reservation)
             if plan is not None:
@@ -135,6 +142,9 @@ class Engine:
     def _ordered(self, now: float):
         if not self.dynamic:
             return (self.pending[idx] for _, idx in self._queue)
+        ordered = getattr(self.order, "ordered", None)
+        if ordered is not None:  # the next choice depends on the jobs this pass started (DRF)
+            return ordered(self, now)
         key = self.order.key
         return iter(sorted(self.pending.values(), key=lambda j: (key(j, self, now), j.idx)))
 
@@ -178,26 +188,35 @@ class Engine:
         return None
 
     # -- preemption -----------------------------------------------------------------------
-    def _make_room(self, job: Job, now: float, decisions: list[Decision]):
-        """Preempt whole gangs ordered after `job` until it fits; undo if it still does not."""
+    def _make_room(self, job: Job, now: float, decisions: list[Decision], started: list[Job]):
+        """Preempt whole gangs ordered after `job` until it fits; undo if it still does not.
+
+        Jobs started in this pass are never victims, and nothing is released unless the
+        victims' GPUs could cover the job, so a hopeless head costs no state churn.
+        """
         key = self.order.key
         mine = (key(job, self, now), job.idx)
-        victims = sorted(
-            (run for run in self.running.values() if (key(run.job, self, now), run.job.idx) > mine),
-            key=lambda run: (key(run.job, self, now), run.job.idx),
-            reverse=True,
-        )
-        if not victims:
+        just_started = {j.idx for j in started}
+        ranked = []
+        for run in self.running.values():
+            k = (key(run.job, self, now), run.job.idx)
+            if k > mine and run.job.idx not in just_started:
+                ranked.append((k, run))
+        if not ranked:
             return None
+        ranked.sort(key=lambda kr: kr[0], reverse=True)
         models = {m.model for m in self.state.candidate_models(job)} if job.gpu_milli else set()
         free = sum(self.state.models[m].free_milli for m in models)
+        victims = [(run, self._milli_on(run, models)) for _, run in ranked]
+        if job.gpu_milli:
+            victims = [(run, milli) for run, milli in victims if milli]
+            if free + sum(milli for _, milli in victims) < job.gpu_milli_total:
+                return None
         chosen, plan = [], None
-        for run in victims:
-            if job.gpu_milli and not self._milli_on(run, models):
-                continue
+        for run, milli in victims:
             chosen.append(run)
             self.state.release(run.job, run.alloc)
-            free += self._milli_on(run, models)
+            free += milli
             if free >= job.gpu_milli_total:
                 plan = self.placement.place(job, self.state)
                 if plan is not None:
@@ -218,6 +237,7 @@ class Engine:
         self.attained[job.idx] = self.attained.get(job.idx, 0.0) + max(0.0, now - run.start) * job.gpus
         self.work_left[job.idx] = max(0.0, run.work_left - run.work_done(now))
         self.overhead_due[job.idx] = self.policy.preemption.restart_s
+        self.last_run[job.idx] = (now, now - run.start)
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _start(self, job: Job, plan, now: float) -> None:

@@ -17,8 +17,9 @@ from altostrat.workload.job import Job
 
 # One entry per task: (node index, device ids it holds on that node).
 Alloc = tuple[tuple[int, tuple[int, ...]], ...]
-# What a placement policy returns: (node index, number of tasks on it).
-Plan = list[tuple[int, int]]
+# What a placement policy returns: (node index, number of tasks on it), or for a task
+# asking a share of one GPU optionally (node index, 1, device) to name the device.
+Plan = list[tuple[int, ...]]
 
 
 @dataclass(slots=True)
@@ -128,6 +129,9 @@ class ClusterState:
         self.gpu_allocated_milli = 0
         self.cpu_allocated_milli = 0
         self._room_cache: dict[tuple, int] = {}
+        # change stamps, so that a placement caching per-node values re-reads only changed nodes
+        self.version = 0
+        self.node_version = [0] * len(nodes)
         for node in nodes:
             if node.gpus:
                 index = self.models.get(node.gpu_model)
@@ -158,6 +162,8 @@ class ClusterState:
         return (node.cpu_free, sum(1 for f in free if f == MILLI), max(free, default=0), sum(free))
 
     def _refile(self, node: Node, old: tuple[int, int, int, int]) -> None:
+        self.version += 1
+        self.node_version[node.idx] = self.version
         new = self._snapshot(node)
         if old[0] != new[0] and self._by_cpu is not None:
             self._by_cpu.remove((old[0], node.idx))
@@ -227,7 +233,8 @@ class ClusterState:
     def allocate(self, job: Job, plan: Plan) -> Alloc:
         out: list[tuple[int, tuple[int, ...]]] = []
         g = job.gpu_milli
-        for idx, count in plan:
+        for entry in plan:
+            idx, count = entry[0], entry[1]
             node = self.nodes[idx]
             before = self._snapshot(node)
             for _ in range(count):
@@ -240,10 +247,15 @@ class ClusterState:
                     for d in devices:
                         node.gpu_free[d] = 0
                 elif g:
-                    fitting = [(f, i) for i, f in enumerate(node.gpu_free) if f >= g]
-                    if not fitting:
-                        raise ValueError(f"node {node.name} has no GPU share of {g} for job {job.id}")
-                    d = min(fitting)[1]  # tightest device first keeps whole GPUs free
+                    if len(entry) > 2:  # the placement named the device
+                        d = entry[2]
+                        if node.gpu_free[d] < g:
+                            raise ValueError(f"node {node.name} GPU {d} has no share of {g} for job {job.id}")
+                    else:
+                        fitting = [(f, i) for i, f in enumerate(node.gpu_free) if f >= g]
+                        if not fitting:
+                            raise ValueError(f"node {node.name} has no GPU share of {g} for job {job.id}")
+                        d = min(fitting)[1]  # tightest device first keeps whole GPUs free
                     node.gpu_free[d] -= g
                     devices = (d,)
                 if node.cpu_free < job.cpu_milli or node.mem_free < job.mem_mib:

@@ -8,9 +8,16 @@ best-fit. Each piece is a dataclass whose fields are its parameters.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
+import importlib.util
+import re
+import sys
+import traceback
+import types
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Callable
 
 KINDS = ("order", "placement")
@@ -33,6 +40,13 @@ def register(kind: str, name: str, source: str) -> Callable[[type], type]:
     def wrap(cls: type) -> type:
         if not dataclasses.is_dataclass(cls):
             raise PolicyError(f"policy piece {name!r} must be a dataclass (its fields are its parameters)")
+        taken = _REGISTRY[kind].get(name)
+        # The same class registering again (a plugin file loaded twice) is fine; another is not.
+        if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise PolicyError(
+                f"{kind} policy {name!r} is already registered by {taken.__module__}.{taken.__qualname__}; "
+                f"register {cls.__qualname__} under another name"
+            )
         cls.name = name
         cls.kind = kind
         cls.source = source
@@ -51,39 +65,97 @@ _entry_points_loaded = False
 
 
 def load_entry_points() -> None:
-    """Import third-party pieces advertised in the `altostrat.policies` entry point group."""
+    """Import third-party pieces advertised in the `altostrat.policies` entry point group.
+
+    Each entry point names a piece class (`name = package.module:Class`), whose import
+    registers it through @register, or a module whose import registers several.
+    """
     global _entry_points_loaded
     if _entry_points_loaded:
         return
-    _entry_points_loaded = True
+    _entry_points_loaded = True  # first: a plugin may ask for pieces while it is imported
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()  # importing the object registers it through @register
+        dist = getattr(ep, "dist", None)
+        where = f"entry point {ep.name!r} = {ep.value!r} (group {ENTRY_POINT_GROUP}"
+        where += f", package {dist.name})" if dist is not None else ")"
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            _entry_points_loaded = False  # fail again next time rather than half-loaded
+            raise PolicyError(f"{where}: importing it failed: {_describe(exc)}; fix or uninstall that package") from exc
+        if not isinstance(obj, types.ModuleType):
+            _check_registered(obj, where)
 
 
 def load_plugin(spec: str) -> None:
-    """Import `module:object` (a module on sys.path or a .py file) so that it registers."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise PolicyError(f"--plugin {spec!r}: write it as module:object, e.g. mypolicies:ShortestGang")
+    """Import `module:object` (a module on sys.path or a .py file); the object must be a piece
+    class registered with @register (its import registers it, and any others beside it)."""
+    module_name, colon, attr = spec.rpartition(":")  # the last colon: Windows paths hold one too
+    if not colon or not module_name or not attr:
+        raise PolicyError(f"--plugin {spec!r}: write it as module:object or file.py:object, e.g. mypolicies.py:ShortestGang")
+    where = f"--plugin {spec!r}"
     if module_name.endswith(".py"):
-        import importlib.util
-        import sys
-        from pathlib import Path
-
-        path = Path(module_name)
-        if not path.exists():
-            raise PolicyError(f"--plugin {spec!r}: file {path} does not exist")
-        mod_spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(mod_spec)
-        sys.modules[path.stem] = module
-        mod_spec.loader.exec_module(module)
+        module = _import_file(Path(module_name), where)
     else:
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise PolicyError(f"--plugin {spec!r}: cannot import {module_name}: {exc}") from exc
+        except Exception as exc:
+            missing = isinstance(exc, ModuleNotFoundError) and f"{module_name}.".startswith(f"{exc.name}.")
+            if missing:  # the plugin itself, not something it imports
+                raise PolicyError(
+                    f"{where}: no module {module_name!r} on the Python path; install its package, "
+                    f"or give a file as path/to/file.py:{attr}"
+                ) from exc
+            raise PolicyError(f"{where}: importing {module_name} failed: {_describe(exc)}") from exc
     if not hasattr(module, attr):
-        raise PolicyError(f"--plugin {spec!r}: {module_name} has no attribute {attr}")
+        found = [n for n, v in vars(module).items() if _is_registered(v) and v.__module__ == module.__name__]
+        hint = f"; it registers: {', '.join(found)}" if found else "; it registers no policy piece"
+        raise PolicyError(f"{where}: {module_name} has no attribute {attr!r}{hint}")
+    _check_registered(getattr(module, attr), where)
+
+
+def _import_file(path: Path, where: str):
+    if not path.is_file():
+        raise PolicyError(f"{where}: file {path} does not exist")
+    resolved = path.resolve()
+    # A private module name: a plugin file called json.py or policies.py must not shadow a
+    # real module, and loading the same file twice must give the same name.
+    tag = hashlib.sha256(str(resolved).encode()).hexdigest()[:10]
+    stem = re.sub(r"\W", "_", path.stem)
+    name = f"_altostrat_plugin_{stem}_{tag}"
+    mod_spec = importlib.util.spec_from_file_location(name, resolved)
+    module = importlib.util.module_from_spec(mod_spec)
+    sys.modules[name] = module  # dataclasses resolve string annotations through sys.modules
+    try:
+        mod_spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise PolicyError(f"{where}: running {path} failed: {_describe(exc, resolved)}") from exc
+    return module
+
+
+def _is_registered(obj: Any) -> bool:
+    kind = getattr(obj, "kind", None)
+    return kind in _REGISTRY and _REGISTRY[kind].get(getattr(obj, "name", None)) is obj
+
+
+def _check_registered(obj: Any, where: str) -> None:
+    if not _is_registered(obj):
+        raise PolicyError(
+            f"{where}: {getattr(obj, '__qualname__', repr(obj))} is not a registered policy piece; decorate its "
+            "dataclass with @register('order' or 'placement', NAME, SOURCE) from altostrat.policy.registry"
+        )
+
+
+def _describe(exc: BaseException, path: Path | None = None) -> str:
+    """`file:line: Type: message`, at the plugin's own line when the error passed through it."""
+    if isinstance(exc, SyntaxError):
+        return f"{exc.filename}:{exc.lineno}: SyntaxError: {exc.msg}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if path is not None:
+        frames = [f for f in frames if Path(f.filename) == path] or frames
+    at = f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
+    return f"{at}{type(exc).__name__}: {exc}"
 
 
 def split_top(text: str, sep: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -12,8 +13,10 @@ from altostrat.cluster.build import load_cluster
 from altostrat.metrics.compute import compute_metrics
 from altostrat.metrics.series import series
 from altostrat.policy.registry import load_plugin, parse_policy
+from altostrat.sim.fill import fill_workload, parse_arrivals, simulate_fill
 from altostrat.sim.simulator import SimResult, simulate
-from altostrat.workload.sources import WorkloadContext, load_workload
+from altostrat.spec.load import SpecError
+from altostrat.workload.sources import TraceError, WorkloadContext, load_workload
 
 
 def altostrat_version() -> str:
@@ -44,6 +47,7 @@ class RunRequest:
     warmup: float = 0.0
     skip_invalid: bool = False
     plugins: tuple[str, ...] = ()
+    arrivals: str | None = None  # "fill:F": the FGD paper's fill experiment (sim/fill.py)
 
 
 def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> tuple[dict, SimResult]:
@@ -54,8 +58,22 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
     cluster_name, state = load_cluster(req.cluster)
     ctx = WorkloadContext(cluster=state, seed=req.seed, skip_invalid=req.skip_invalid)
     jobs = load_workload(req.workload, ctx)
-    digest = inputs_digest(jobs, state)
-    result = simulate(jobs, state, policy, until=req.until, warmup=req.warmup, progress=progress)
+    curve = None
+    if req.arrivals is not None:
+        if req.until is not None or req.warmup:
+            raise SpecError("--until and --warmup do not apply to --arrivals fill (pods arrive one per second, never leave)")
+        jobs = fill_workload(jobs, state.gpu_capacity_milli, parse_arrivals(req.arrivals), 1 if req.seed is None else req.seed)
+        digest = inputs_digest(jobs, state)
+        result, curve = simulate_fill(jobs, state, policy, progress=progress)
+    else:
+        if any(math.isnan(j.duration) for j in jobs):
+            raise TraceError(f"--workload {req.workload!r}: its pods have no creation/deletion times, so they can only "
+                             "be replayed with --arrivals fill:F (e.g. --arrivals fill:1.3)")
+        prepare = getattr(policy.placement, "prepare", None)
+        if prepare is not None:  # placements that model the target workload (fgd) see the whole trace
+            prepare(jobs)
+        digest = inputs_digest(jobs, state)
+        result = simulate(jobs, state, policy, until=req.until, warmup=req.warmup, progress=progress)
     out = {
         "workload": req.workload,
         "cluster": cluster_name,
@@ -70,6 +88,9 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
             "jobs_per_s": len(jobs) / result.wall_s if result.wall_s > 0 else None,
         },
     }
+    if curve is not None:
+        out["arrivals"] = req.arrivals
+        out["fill_curve"] = curve
     if ctx.skipped:
         out["skipped_rows"] = dict(ctx.skipped)
     if result.reject_reasons:

@@ -6,7 +6,13 @@ An order piece is a dataclass registered with @register("order", name, source) t
 * class attributes `dynamic` (keys change with time or state, so the queue is re-sorted on
   every pass) and `preemptive` (the order preempts by itself, e.g. LAS);
 * optionally `wakeup(engine, now) -> float | None`: the next time a key changes on its
-  own (e.g. a running job crosses a LAS threshold), so the simulator wakes the engine then.
+  own (e.g. a running job crosses a LAS threshold), so the simulator wakes the engine then;
+* optionally, for dynamic orders, `ordered(engine, now)`: an iterator over the pending jobs
+  used instead of sorting by key, for orders whose next choice depends on the jobs the
+  same pass has just started (DRF re-reads tenant shares after every start).
+
+Orders read the engine's views: `pending`, `running`, `attained_service(job, now)`,
+`remaining(job, now)`, `tenant_alloc`, `tenant_jobs`, `last_run` and `state`.
 """
 
 from altostrat.policy.autoload import import_all
