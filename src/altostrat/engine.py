@@ -63,6 +63,8 @@ class Engine:
         self.tenant_alloc: dict[str, list[int]] = {}  # tenant -> [gpu milli, cpu milli, mem MiB]
         self.tenant_jobs: dict[str, int] = {}  # tenant -> its jobs pending or running (FTF's N)
         self.last_run: dict[int, tuple[float, float]] = {}  # preempted job -> (stopped at, seconds it ran)
+        self._wakeups = 0
+        self._no_room: tuple | None = None  # (job, state version, wake-ups) of the last failed preemption
 
     # -- events ---------------------------------------------------------------------------
     def submit(self, job: Job, now: float) -> list[Decision]:
@@ -84,6 +86,7 @@ class Engine:
         return self.schedule(now)
 
     def wakeup(self, now: float) -> list[Decision]:
+        self._wakeups += 1  # order keys may have moved: preemption is worth another look
         return self.schedule(now)
 
     def next_wakeup(self, now: float) -> float | None:
@@ -93,11 +96,11 @@ class Engine:
 
     # -- views policies read --------------------------------------------------------------
     def attained_service(self, job: Job, now: float) -> float:
-        """GPU-seconds the job has received so far (its LAS priority)."""
+        """GPU-seconds the job has run so far (its LAS priority); restart overhead excluded."""
         total = self.attained.get(job.idx, 0.0)
         run = self.running.get(job.idx)
         if run is not None:
-            total += max(0.0, now - run.start) * job.gpus
+            total += max(0.0, now - run.start - run.overhead) * job.gpus
         return total
 
     def remaining(self, job: Job, now: float) -> float:
@@ -192,8 +195,13 @@ class Engine:
         """Preempt whole gangs ordered after `job` until it fits; undo if it still does not.
 
         Jobs started in this pass are never victims, and nothing is released unless the
-        victims' GPUs could cover the job, so a hopeless head costs no state churn.
+        victims' GPUs could cover the job, so a hopeless head costs no state churn. A job
+        that found no room is not looked at again until the cluster changes or the order
+        asks for a wake-up (its keys moved): arrivals alone cannot make room.
         """
+        memo = (job.idx, self.state.version, self._wakeups)
+        if memo == self._no_room:
+            return None
         key = self.order.key
         mine = (key(job, self, now), job.idx)
         just_started = {j.idx for j in started}
@@ -203,6 +211,7 @@ class Engine:
             if k > mine and run.job.idx not in just_started:
                 ranked.append((k, run))
         if not ranked:
+            self._no_room = memo
             return None
         ranked.sort(key=lambda kr: kr[0], reverse=True)
         models = {m.model for m in self.state.candidate_models(job)} if job.gpu_milli else set()
@@ -211,6 +220,7 @@ class Engine:
         if job.gpu_milli:
             victims = [(run, milli) for run, milli in victims if milli]
             if free + sum(milli for _, milli in victims) < job.gpu_milli_total:
+                self._no_room = memo
                 return None
         chosen, plan = [], None
         for run, milli in victims:
@@ -224,6 +234,7 @@ class Engine:
         if plan is None:
             for run in chosen:
                 self.state.restore(run.job, run.alloc)
+            self._no_room = (job.idx, self.state.version, self._wakeups)
             return None
         for run in chosen:
             self._preempt(run, now)
@@ -234,7 +245,7 @@ class Engine:
         job = run.job
         del self.running[job.idx]
         self._account(run, now, -1)
-        self.attained[job.idx] = self.attained.get(job.idx, 0.0) + max(0.0, now - run.start) * job.gpus
+        self.attained[job.idx] = self.attained.get(job.idx, 0.0) + max(0.0, now - run.start - run.overhead) * job.gpus
         self.work_left[job.idx] = max(0.0, run.work_left - run.work_done(now))
         self.overhead_due[job.idx] = self.policy.preemption.restart_s
         self.last_run[job.idx] = (now, now - run.start)
@@ -250,7 +261,9 @@ class Engine:
     def _stop(self, run: Run, now: float) -> None:
         self.state.release(run.job, run.alloc)
         self._account(run, now, -1)
-        self.attained[run.job.idx] = self.attained.get(run.job.idx, 0.0) + max(0.0, now - run.start) * run.job.gpus
+        self.attained[run.job.idx] = (
+            self.attained.get(run.job.idx, 0.0) + max(0.0, now - run.start - run.overhead) * run.job.gpus
+        )
 
     def _account(self, run: Run, now: float, sign: int) -> None:
         job = run.job

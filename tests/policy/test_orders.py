@@ -169,6 +169,51 @@ def test_las_promotes_a_starving_job_after_starve_factor_times_its_last_run():
     assert trace(simulate(starving_workload(), cluster(("V100", 1, 1)), policy)) == expected
 
 
+def test_las_restart_overhead_earns_no_service():
+    # One GPU, thresholds 10 and 20, restart 4 s. a is demoted at 10 and preempted by b
+    # (10-13); it resumes at 13 but restores until 17, so at 15 it still has 10 GPU-s, at
+    # 19 it has 12, and it would cross 20 GPU-s at 17 + 10 = 27 (not 23).
+    w = jobs(job("a", 0, 40), job("b", 5, 3))
+    engine = Engine(cluster(("V100", 1, 1)), parse_policy("las[queues=3,threshold_s=10]+preempt[restart_s=4]"))
+    engine.submit(w[0], 0.0)
+    engine.submit(w[1], 5.0)
+    assert [(d.kind, d.job.id) for d in engine.wakeup(10.0)] == [("preempt", "a"), ("start", "b")]
+    assert [(d.kind, d.job.id) for d in engine.finish(w[1], 13.0)] == [("start", "a")]
+    assert engine.attained_service(w[0], 15.0) == 10.0
+    assert engine.attained_service(w[0], 19.0) == 12.0
+    assert engine.order.wakeup(engine, 13.0) == 27.0
+
+
+def test_las_promotion_cycles_make_progress_even_when_restarts_cost_more_than_a_turn():
+    # Two 8-GPU jobs on 8 GPUs, threshold 5 GPU-s (0.625 s on 8 GPUs), starve_factor 1,
+    # restart 2 s: every turn is mostly restart. a runs 0-1 (1 s of work, 8 GPU-s: queue 1)
+    # and b preempts it at its arrival. b reaches 5 GPU-s at 1.625 and the older a takes
+    # over (restoring until 3.625). b, having waited as long as its last run (0.625 s), is
+    # promoted at 2.25 and takes over; a, likewise, is promoted at 2.875 and takes over.
+    # From then on each turn is 2 s of restart plus 0.625 s of work (up to the threshold),
+    # the two alternating every 2.625 s: 5.5, 8.125, ... At 8.125 a has 9 - 0.625 = 8.375 s
+    # left, i.e. 13 turns + 0.25 s: its last turn starts at 8.125 + 13 * 5.25 = 76.375 and
+    # ends at 76.375 + 2 + 0.25 = 78.625; b, with 0.625 s left, ends at 78.625 + 2.625.
+    # (Were restart time counted as service, no turn would ever do work: a livelock.)
+    w = jobs(job("a", 0, 10, gpus=8), job("b", 1, 10, gpus=8))
+    r = run("las[queues=2,threshold_s=5,starve_factor=1]+preempt[restart_s=2]", w, cluster(("V100", 8, 1)))
+    events = trace(r)
+    assert events[:11] == [
+        (0, "start", "a"),
+        (1, "preempt", "a"),
+        (1, "start", "b"),
+        (1.625, "preempt", "b"),
+        (1.625, "start", "a"),
+        (2.25, "preempt", "a"),
+        (2.25, "start", "b"),
+        (2.875, "preempt", "b"),
+        (2.875, "start", "a"),
+        (5.5, "preempt", "a"),
+        (5.5, "start", "b"),
+    ]
+    assert events[-4:] == [(76.375, "start", "a"), (78.625, "finish", "a"), (78.625, "start", "b"), (81.25, "finish", "b")]
+
+
 def test_las_wakeup_is_the_exact_threshold_crossing():
     # Four GPUs. a (2 GPUs) has 6 GPU-s at 3 when b (all 4 GPUs, queue 0) arrives behind
     # it: a crosses 10 GPU-s at 3 + (10 - 6)/2 = 5, and there b preempts it. b then
@@ -272,7 +317,7 @@ def test_las_parameters_parse_and_default():
     "name, message",
     [
         ("las[queues=1]", "las: queues=1 must be >= 2"),
-        ("las[queues=two]", "las: parameter queues='two' must be a int"),
+        ("las[queues=two]", "las: parameter queues='two' must be a"),
         ("las[threshold_s=0]", "las: threshold_s=0.0 must be > 0"),
         ("las[factor=1]", "las: factor=1.0 must be > 1"),
         ("las[starve_factor=-1]", "las: starve_factor=-1.0 must be >= 0"),

@@ -49,11 +49,16 @@ class DominantResourceFairness:
         queues: dict[str, list] = {}
         for job in engine.pending.values():
             queues.setdefault(job.tenant, []).append(job)
-        for jobs in queues.values():
-            jobs.sort(key=lambda j: (j.submit, j.idx), reverse=True)  # head at the end: pop()
+        for jobs in queues.values():  # nearly in submit order already: timsort is ~linear
+            jobs.sort(key=lambda j: (j.submit, j.idx), reverse=True)  # head last, for pop()
+
+        def rank(tenant):
+            head = queues[tenant][-1]
+            return (dominant_share(alloc.get(tenant), caps), head.submit, head.idx)
+
         while queues:
             # O(tenants) per job yielded: shares change as this pass starts (or preempts) jobs.
-            tenant = min(queues, key=lambda t: (dominant_share(alloc.get(t), caps), queues[t][-1].submit, queues[t][-1].idx))
+            tenant = min(queues, key=rank)
             jobs = queues[tenant]
             yield jobs.pop()
             if not jobs:

@@ -1,18 +1,20 @@
 """Tiresias' discretized two-dimensional least-attained-service order (Gu et al., NSDI'19).
 
-A job's attained service is GPUs x seconds it has held them (`engine.attained_service`), so
-a wide job ages as fast as its width. Jobs sit in `queues` priority queues by that service:
-queue 0 below `threshold_s` GPU-seconds, queue k below threshold_s * factor**k, the last
-queue above every threshold. Lower queue first; FCFS by submit time within a queue. The
-order preempts whole gangs by itself: a running job whose service carries it into a lower
-queue yields to pending jobs now ahead of it. `wakeup` returns the exact moment the next
-running job crosses a threshold (or a starving job is due for promotion), so the
-simulator needs no fixed scheduling rounds.
+A job's attained service is GPUs x seconds it has run (`engine.attained_service`, restart
+overhead excluded), so a wide job ages as fast as its width. Jobs sit in `queues` priority
+queues by that service: queue 0 below `threshold_s` GPU-seconds, queue k below
+threshold_s * factor**k, the last queue above every threshold. Lower queue first; FCFS by
+submit time within a queue. The order preempts whole gangs by itself: a running job whose
+service carries it into a lower queue yields to pending jobs now ahead of it. `wakeup`
+returns the exact moment the next running job crosses a threshold (or a starving job is due
+for promotion), so the simulator needs no fixed scheduling rounds.
 
 Starvation (Tiresias' STARVELIMIT, set by its PROMOTEKNOB): with `starve_factor` K > 0, a
-preempted job that has waited in a lower queue for at least K x the length of its last
-run is promoted to queue 0, and its service is counted afresh from then. Off (0) by
-default, as in Tiresias' own simulator (`dlas-gpu`).
+preempted job that has waited in a lower queue for at least K x the length of its last run
+is promoted to queue 0, and its service is counted afresh from then. Off (0) by default, as
+in Tiresias' own simulator (`dlas-gpu`). As restart overhead earns no service, every
+promotion buys threshold_s / GPUs seconds of real progress, so promotion cycles cannot
+livelock however large `restart_s` is.
 """
 
 from __future__ import annotations
@@ -111,7 +113,8 @@ class DiscretizedLAS:
         q = bisect_right(self._thresholds, service + EPS)
         if q == len(self._thresholds):
             return INF
-        return now + (self._thresholds[q] - service) / job.gpus
+        # Service grows only once the restart overhead is over.
+        return max(now, run.start + run.overhead) + (self._thresholds[q] - service) / job.gpus
 
     def _bind(self, engine) -> None:
         """A new run: promotions and crossings of an earlier one do not carry over."""
