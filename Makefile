@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEFAULT_POLICIES := fcfs+best-fit,fcfs+first-fit,fcfs+consolidate,fcfs+spread
+DEFAULT_POLICIES := fcfs+best-fit,fcfs+best-fit+backfill,sjf+best-fit+backfill,las+consolidate,drf+best-fit+backfill,ftf+best-fit+backfill
 
 .PHONY: run test clean
 
@@ -19,7 +19,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/altostrat compare --workload synthetic:jobs=3000,load=0.8,seed=1,tenants=4 \
+	$(BIN)/altostrat compare --workload synthetic:jobs=10000,load=1.0,seed=1,tenants=4 \
 		--cluster philly-like --policies $(DEFAULT_POLICIES) --out out/compare
 
 test: $(VENV)/.installed-test

@@ -92,12 +92,13 @@ def _progress() -> Progress:
 
 
 def _print_table(results: list[dict]) -> None:
+    """One row per metric, one column per policy: fits a terminal for the usual few policies."""
     table = Table(title="policy comparison" if len(results) > 1 else None)
-    table.add_column("policy", style="bold", no_wrap=True)
-    for _, label in SUMMARY_COLUMNS:
-        table.add_column(label, justify="right")
+    table.add_column("metric", style="bold", no_wrap=True)
     for r in results:
-        table.add_row(r["policy"], *(fmt(r["metrics"].get(key)) for key, _ in SUMMARY_COLUMNS))
+        table.add_column(r["policy"], justify="right", overflow="fold")
+    for key, label in SUMMARY_COLUMNS:
+        table.add_row(label, *(fmt(r["metrics"].get(key)) for r in results))
     out.print(table)
 
 
@@ -212,13 +213,16 @@ def workloads_inspect(
     table.add_column("statistic", style="bold")
     table.add_column("value", justify="right")
     rate = stats.arrival_rate_per_h
+    timed = stats.timed
     rows = [
         ("jobs", f"{stats.jobs:,}"),
-        ("span", f"{stats.span_s:,.0f} s ({stats.span_days:,.1f} days)"),
+        ("span", f"{stats.span_s:,.0f} s ({stats.span_days:,.1f} days)" if timed
+         else "– (no times: usable with --arrivals fill:F)"),
         ("arrival rate", "–" if rate is None else f"{rate:,.1f} jobs/h"),
-        ("duration p50 / p90 / p99", f"{stats.duration_p50_s:,.0f} / {stats.duration_p90_s:,.0f} / {stats.duration_p99_s:,.0f} s"),
+        ("duration p50 / p90 / p99",
+         f"{stats.duration_p50_s:,.0f} / {stats.duration_p90_s:,.0f} / {stats.duration_p99_s:,.0f} s" if timed else "–"),
         ("tenants", f"{stats.tenants:,}"),
-        ("GPU-hours", f"{stats.gpu_hours:,.0f}"),
+        ("GPU-hours", f"{stats.gpu_hours:,.0f}" if timed else "–"),
         *((f"jobs with {k} GPU{'' if k == '1' else 's'}" if k[0].isdigit() else f"{k} jobs",
            f"{share:.2%} ({round(share * stats.jobs):,})") for k, share in stats.gpu_mix.items()),
         ("skipped rows", f"{stats.skipped_rows:,}"),

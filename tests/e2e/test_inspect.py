@@ -88,3 +88,24 @@ def test_trace_stats_of_one_job_has_no_rate():
     assert (stats.jobs, stats.span_s, stats.arrival_rate_per_h, stats.gpu_hours) == (1, 0.0, None, 120 / 3600)
     with pytest.raises(ValueError):
         trace_stats([])
+
+
+def test_inspect_pod_list_without_times(tmp_path):
+    # Like the multigpu* lists: no creation/deletion times, so no time statistics.
+    (tmp_path / "pods.csv").write_text(
+        "name,cpu_milli,memory_mib,num_gpu,gpu_milli\n"
+        "p0,1000,1024,1,1000\np1,1000,1024,1,500\np2,1000,1024,4,1000\np3,4000,1024,0,0\n"
+    )
+    spec = f"alibaba-v2023:{tmp_path}#pods"
+    stats = json.loads(inspect(spec, "--json").stdout)
+    assert stats == {
+        "workload": spec, "jobs": 4, "span_s": None, "span_days": None,
+        "gpu_mix": {"cpu-only": 0.25, "fractional": 0.25, "1": 0.25, "3-4": 0.25},
+        "duration_p50_s": None, "duration_p90_s": None, "duration_p99_s": None, "arrival_rate_per_h": None,
+        "tenants": 1, "gpu_hours": None, "skipped_rows": 0, "skipped_reasons": {},
+    }
+    table = " ".join(inspect(spec).stdout.split())
+    assert " nan " not in table
+    for text in ("span │ – (no times: usable with --arrivals fill:F)", "duration p50 / p90 / p99 │ –",
+                 "GPU-hours │ –", "jobs with 3-4 GPUs │ 25.00% (1)"):
+        assert text in table, text

@@ -15,6 +15,7 @@ import re
 import sys
 import traceback
 import types
+import typing
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -167,14 +168,14 @@ def split_top(text: str, sep: str) -> list[str]:
         elif ch == "]":
             depth -= 1
             if depth < 0:
-                raise PolicyError(f"unbalanced ']' in {text!r}")
+                raise PolicyError(f"unbalanced ']' in {text!r}: remove it or open it with '[', e.g. las[queues=3]")
         if ch == sep and depth == 0:
             parts.append("".join(cur))
             cur = []
         else:
             cur.append(ch)
     if depth:
-        raise PolicyError(f"unclosed '[' in {text!r}")
+        raise PolicyError(f"unclosed '[' in {text!r}: close it with ']', e.g. las[queues=3]")
     parts.append("".join(cur))
     return [p.strip() for p in parts]
 
@@ -185,21 +186,53 @@ def _parse_token(token: str) -> tuple[str, dict[str, str]]:
     if not token.endswith("]"):
         raise PolicyError(f"{token!r}: parameters go in brackets at the end, e.g. las[queues=3]")
     name, _, body = token[:-1].partition("[")
+    if not name.strip():
+        raise PolicyError(f"{token!r}: parameters without a piece name; write NAME[key=value], e.g. las[queues=3]")
     params = {}
     for item in split_top(body, ","):
         if not item:
             continue
         key, eq, value = item.partition("=")
+        key = key.strip()
         if not eq:
             raise PolicyError(f"{token!r}: parameter {item!r} needs a value, as key=value")
-        params[key.strip()] = value.strip()
+        if not key.isidentifier():
+            raise PolicyError(f"{token!r}: {key!r} is not a parameter name; write key=value, e.g. las[queues=3]")
+        if key in params:
+            raise PolicyError(f"{token!r}: parameter {key!r} is given twice; keep one")
+        params[key] = value.strip()
     return name.strip(), params
 
 
-def _convert(label: str, field: dataclasses.Field, raw: str) -> Any:
-    kind = field.type if isinstance(field.type, type) else {"int": int, "float": float, "str": str, "bool": bool}.get(
-        str(field.type), str
-    )
+_ARTICLE = {int: "an int", float: "a float", bool: "a bool (true/false, 1/0 or yes/no)", str: "a string"}
+_NONE = ("none", "null")
+
+
+def _param_type(label: str, cls: type, field: dataclasses.Field) -> tuple[type, bool]:
+    """(type, whether None is allowed) of a parameter annotated `T` or `T | None`.
+
+    Annotations are strings under `from __future__ import annotations`, so they are resolved
+    in the piece's module.
+    """
+    try:
+        hint = typing.get_type_hints(cls)[field.name]
+    except (NameError, AttributeError, TypeError, SyntaxError) as exc:  # an annotation the module cannot resolve
+        raise PolicyError(
+            f"{label}: cannot read the type of parameter {field.name!r} ({field.type!r}: {exc}); "
+            "annotate it int, float, bool or str, optionally | None"
+        ) from exc
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0], len(rest) < len(args)
+    return (hint if isinstance(hint, type) else str), False
+
+
+def _convert(label: str, cls: type, field: dataclasses.Field, raw: str) -> Any:
+    kind, optional = _param_type(label, cls, field)
+    if optional and raw.lower() in _NONE:
+        return None
     try:
         if kind is bool:
             if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -207,7 +240,23 @@ def _convert(label: str, field: dataclasses.Field, raw: str) -> Any:
             return raw.lower() in ("true", "1", "yes")
         return kind(raw)
     except ValueError:
-        raise PolicyError(f"{label}: parameter {field.name}={raw!r} must be a {kind.__name__}") from None
+        what = _ARTICLE.get(kind, f"a {kind.__name__}") + (" or none" if optional else "")
+        raise PolicyError(f"{label}: parameter {field.name}={raw!r} must be {what}") from None
+
+
+def _construct(name: str, cls: type, raw: dict[str, str]) -> Any:
+    """An instance of piece `cls` from its bracket parameters, checked and typed."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in fields:
+            known = ", ".join(fields) or "none"
+            raise PolicyError(f"{name}: unknown parameter {key!r}; its parameters are: {known}")
+        kwargs[key] = _convert(name, cls, fields[key], value)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"{name}: {exc}") from exc
 
 
 def build_piece(kind: str, token: str) -> Any:
@@ -215,18 +264,9 @@ def build_piece(kind: str, token: str) -> Any:
     registry = pieces(kind)
     cls = registry.get(name)
     if cls is None:
-        raise PolicyError(f"unknown {kind} policy {name!r}; registered: {', '.join(registry)}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    kwargs = {}
-    for key, value in raw.items():
-        if key not in fields:
-            known = ", ".join(fields) or "none"
-            raise PolicyError(f"{name}: unknown parameter {key!r}; its parameters are: {known}")
-        kwargs[key] = _convert(name, fields[key], value)
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise PolicyError(f"{name}: {exc}") from exc
+        hint = "; or an option: backfill, preempt" if kind == "placement" else ""
+        raise PolicyError(f"unknown {kind} policy {name!r}; registered: {', '.join(registry)}{hint}")
+    return _construct(name, cls, raw)
 
 
 @dataclass(frozen=True)
@@ -262,35 +302,25 @@ class Policy:
     preemption: Preemption | None = None
 
 
-def _flag(token: str, cls: type) -> Any:
-    name, raw = _parse_token(token)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in raw.items():
-        if key not in fields:
-            raise PolicyError(f"{name}: unknown parameter {key!r}; its parameters are: {', '.join(fields)}")
-        kwargs[key] = _convert(name, fields[key], value)
-    try:
-        return cls(**kwargs)
-    except ValueError as exc:
-        raise PolicyError(f"{name}: {exc}") from exc
-
-
 def parse_policy(text: str) -> Policy:
     """Build a Policy from its name; errors name the piece and list the choices."""
     import altostrat.policy  # noqa: F401  (registers the built-in pieces)
 
-    tokens = split_top(text.strip(), "+")
-    if not tokens or not tokens[0]:
+    if not text.strip():
         raise PolicyError("empty policy name; write ORDER[+PLACEMENT][+backfill][+preempt], e.g. fcfs+best-fit")
+    tokens = split_top(text.strip(), "+")
+    if not tokens[0]:
+        raise PolicyError(f"{text!r}: no order before the first '+'; start with one, e.g. fcfs+best-fit")
+    if not all(tokens):
+        raise PolicyError(f"{text!r}: an empty piece between '+' signs; remove the extra '+'")
     order = build_piece("order", tokens[0])
     placement = backfill = preemption = None
     for token in tokens[1:]:
-        base = _parse_token(token)[0]
+        base, raw = _parse_token(token)
         if base == "backfill":
-            backfill = _flag(token, Backfill)
+            backfill = _construct(base, Backfill, raw)
         elif base == "preempt":
-            preemption = _flag(token, Preemption)
+            preemption = _construct(base, Preemption, raw)
         elif placement is None:
             placement = build_piece("placement", token)
         else:

@@ -23,6 +23,12 @@ THROUGHPUTS = "simulation_throughputs.json"
 MODELS = {"v100": "V100", "p100": "P100", "k80": "K80"}  # Gavel's GPU types -> gavel-108's model names
 REFERENCE = "V100"  # durations are run times on this model; its speed is 1.0
 COLUMNS = ("job_type", "command", "num_steps_arg", "needs_data_dir", "total_steps", "arrival_time", "scale_factor")
+# The numeric columns a row needs: (column, type, least valid value, what a bad value is told).
+NUMBERS = (
+    ("total_steps", int, 1, "must be a whole number of steps > 0"),
+    ("arrival_time", float, 0.0, "must be a number of seconds >= 0"),
+    ("scale_factor", int, 1, "must be a whole number of GPUs > 0"),
+)
 
 
 class Throughputs:
@@ -115,27 +121,10 @@ def _read_rows(fh, path: Path, table: Throughputs, ctx: WorkloadContext) -> list
             ctx.bad_row(where, "row", f"has {len(row)} tab-separated values; a Gavel trace row has {len(COLUMNS)}")
             continue
         job_type = row[0]
-        try:
-            steps = int(row[4])
-        except ValueError:
-            steps = 0
-        if steps <= 0:
-            ctx.bad_row(where, "total_steps", "must be a whole number of steps > 0")
+        numbers = _numbers(row, where, ctx)
+        if numbers is None:
             continue
-        try:
-            arrival = float(row[5])
-        except ValueError:
-            arrival = math.nan
-        if not 0 <= arrival < math.inf:
-            ctx.bad_row(where, "arrival_time", "must be a number of seconds >= 0")
-            continue
-        try:
-            gpus = int(row[6])
-        except ValueError:
-            gpus = 0
-        if gpus <= 0:
-            ctx.bad_row(where, "scale_factor", "must be a whole number of GPUs > 0")
-            continue
+        steps, arrival, gpus = numbers
         found = table.lookup(job_type, gpus)
         if isinstance(found, str):
             ctx.bad_row(where, "job_type", found)
@@ -147,6 +136,21 @@ def _read_rows(fh, path: Path, table: Throughputs, ctx: WorkloadContext) -> list
             speeds=speeds, tenant=tenant, job_type=job_type,
         ))
     return jobs
+
+
+def _numbers(row: list[str], where: str, ctx: WorkloadContext) -> list | None:
+    """The row's NUMBERS, typed; None (after ctx.bad_row) at the first bad one."""
+    values = []
+    for name, kind, least, reason in NUMBERS:
+        try:
+            value = kind(row[COLUMNS.index(name)])
+        except ValueError:
+            value = math.nan
+        if not least <= value < math.inf:  # NaN fails too
+            ctx.bad_row(where, name, reason)
+            return None
+        values.append(value)
+    return values
 
 
 @workload_source("gavel", "gavel:PATH[#throughputs=PATH]", "Gavel .trace file or folder, speeds from its throughput table")
