@@ -53,6 +53,9 @@ class Engine:
         self.order = policy.order
         self.placement = policy.placement
         self.dynamic = policy.order.dynamic
+        # optional order hooks, for orders that keep their own view of the queue (DRF)
+        self._on_enqueue = getattr(policy.order, "enqueued", None)
+        self._on_dequeue = getattr(policy.order, "dequeued", None)
         self.pending: dict[int, Job] = {}
         self._queue = SortedList()  # (key, idx) for orders whose keys never change
         self._keys: dict[int, tuple] = {}
@@ -280,8 +283,12 @@ class Engine:
             k = (self.order.key(job, self, now), job.idx)
             self._keys[job.idx] = k
             self._queue.add(k)
+        if self._on_enqueue is not None:
+            self._on_enqueue(job, self)
 
     def _dequeue(self, job: Job) -> None:
         del self.pending[job.idx]
         if not self.dynamic:
             self._queue.remove(self._keys.pop(job.idx))
+        if self._on_dequeue is not None:
+            self._on_dequeue(job, self)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from sortedcontainers import SortedList
+
 from altostrat.policy.registry import register
 
 
@@ -29,8 +31,12 @@ class DominantResourceFairness:
     dynamic: ClassVar[bool] = True
     preemptive: ClassVar[bool] = False
 
-    # Cluster capacities, computed once per cluster (why this piece is not frozen).
+    # Per-run state (why this piece is not frozen): the cluster's capacities, and each
+    # tenant's pending jobs in FCFS order, kept up to date by the engine's enqueue and
+    # dequeue hooks so that a pass never regroups the whole queue.
     _caps: tuple = field(default=(None, ()), init=False, repr=False, compare=False)
+    _engine: object = field(default=None, init=False, repr=False, compare=False)
+    _queues: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def capacities(self, state) -> tuple[int, int, int]:
         if self._caps[0] is not state:
@@ -42,24 +48,48 @@ class DominantResourceFairness:
         caps = self.capacities(engine.state)
         return (dominant_share(engine.tenant_alloc.get(job.tenant), caps), job.submit)
 
+    def _tenant_queues(self, engine) -> dict:
+        if self._engine is not engine:  # a new run: rebuild from its pending jobs
+            self._engine = engine
+            self._queues = {}
+            for job in engine.pending.values():
+                self._add(job)
+        return self._queues
+
+    def _add(self, job) -> None:
+        queue = self._queues.get(job.tenant)
+        if queue is None:
+            queue = self._queues[job.tenant] = SortedList()
+        queue.add((job.submit, job.idx))
+
+    # The engine calls these after changing `pending`, so a rebuild already reflects them.
+    def enqueued(self, job, engine) -> None:
+        if self._engine is engine:
+            self._add(job)
+        else:
+            self._tenant_queues(engine)
+
+    def dequeued(self, job, engine) -> None:
+        if self._engine is not engine:
+            self._tenant_queues(engine)
+            return
+        queue = self._queues[job.tenant]
+        queue.remove((job.submit, job.idx))
+        if not queue:
+            del self._queues[job.tenant]
+
     def ordered(self, engine, now):
         """Pending jobs by progressive filling: always from the currently poorest tenant."""
         caps = self.capacities(engine.state)
         alloc = engine.tenant_alloc
-        queues: dict[str, list] = {}
-        for job in engine.pending.values():
-            queues.setdefault(job.tenant, []).append(job)
-        for jobs in queues.values():  # nearly in submit order already: timsort is ~linear
-            jobs.sort(key=lambda j: (j.submit, j.idx), reverse=True)  # head last, for pop()
-
-        def rank(tenant):
-            head = queues[tenant][-1]
-            return (dominant_share(alloc.get(tenant), caps), head.submit, head.idx)
-
-        while queues:
+        queues = self._tenant_queues(engine)
+        cursor = dict.fromkeys(queues, 0)  # the engine dequeues only after the pass
+        while cursor:
             # O(tenants) per job yielded: shares change as this pass starts (or preempts) jobs.
-            tenant = min(queues, key=rank)
-            jobs = queues[tenant]
-            yield jobs.pop()
-            if not jobs:
-                del queues[tenant]
+            tenant = min(cursor, key=lambda t: (dominant_share(alloc.get(t), caps), queues[t][cursor[t]]))
+            position = cursor[tenant]
+            yield engine.pending[queues[tenant][position][1]]
+            if position + 1 < len(queues[tenant]):
+                cursor[tenant] = position + 1
+            else:
+                del cursor[tenant]

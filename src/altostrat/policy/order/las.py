@@ -45,8 +45,9 @@ class DiscretizedLAS:
     preemptive: ClassVar[bool] = True
 
     # Per-run state (why this piece is not frozen): each job's service at its last promotion,
-    # and each running attempt's next threshold crossing (fixed while it runs: service grows
-    # linearly), so a wake-up costs a dict lookup per running job.
+    # and each running attempt's next threshold crossing with its queue until then (fixed
+    # while it runs: service grows linearly), so a wake-up, and the key of a running job
+    # that preemption asks for, cost a dict lookup.
     _base: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _crossing: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _engine: object = field(default=None, init=False, repr=False, compare=False)
@@ -71,6 +72,11 @@ class DiscretizedLAS:
         return self.starve_factor > 0
 
     def key(self, job, engine, now):
+        run = engine.running.get(job.idx)
+        if run is not None:  # fast path: a running job keeps its queue until its next crossing
+            cached = self._crossing.get(job.idx)
+            if cached is not None and cached[0] is run and now < cached[1]:
+                return (cached[2], job.submit)
         return (self.queue(job, engine, now), job.submit)
 
     def queue(self, job, engine, now) -> int:
@@ -100,21 +106,20 @@ class DiscretizedLAS:
         for idx, run in engine.running.items():
             cached = crossing.get(idx)
             if cached is None or cached[0] is not run or cached[1] <= now:
-                cached = crossing[idx] = (run, self._next_crossing(run, engine, now))
+                cached = crossing[idx] = (run, *self._next_crossing(run, engine, now))
             if cached[1] < soonest:
                 soonest = cached[1]
         return soonest if soonest < INF else None
 
-    def _next_crossing(self, run, engine, now) -> float:
+    def _next_crossing(self, run, engine, now) -> tuple[float, int]:
+        """When the running job next changes queue, and its queue until then."""
         job = run.job
-        if not job.gpu_milli:
-            return INF  # CPU-only jobs attain no GPU service
         service = engine.attained_service(job, now) - self._base.get(job.idx, 0.0)
         q = bisect_right(self._thresholds, service + EPS)
-        if q == len(self._thresholds):
-            return INF
+        if not job.gpu_milli or q == len(self._thresholds):
+            return INF, q  # CPU-only jobs attain no GPU service; the last queue is final
         # Service grows only once the restart overhead is over.
-        return max(now, run.start + run.overhead) + (self._thresholds[q] - service) / job.gpus
+        return max(now, run.start + run.overhead) + (self._thresholds[q] - service) / job.gpus, q
 
     def _bind(self, engine) -> None:
         """A new run: promotions and crossings of an earlier one do not carry over."""
