@@ -9,7 +9,10 @@ An order piece is a dataclass registered with @register("order", name, source) t
   own (e.g. a running job crosses a LAS threshold), so the simulator wakes the engine then;
 * optionally, for dynamic orders, `ordered(engine, now)`: an iterator over the pending jobs
   used instead of sorting by key, for orders whose next choice depends on the jobs the
-  same pass has just started (DRF re-reads tenant shares after every start).
+  same pass has just started (DRF re-reads tenant shares after every start);
+* optionally `enqueued(job, engine)` and `dequeued(job, engine)`, called after the engine
+  adds a job to or removes it from `pending`, for orders that keep their own view of the
+  queue (DRF's per-tenant FCFS queues) instead of rebuilding it on every pass.
 
 Orders read the engine's views: `pending`, `running`, `attained_service(job, now)`,
 `remaining(job, now)`, `tenant_alloc`, `tenant_jobs`, `last_run` and `state`.

@@ -23,7 +23,8 @@ per second, so short waiting jobs overtake long ones quickly. Not preemptive; wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import heapq
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from altostrat.policy.registry import register
@@ -37,23 +38,46 @@ INF = float("inf")
     "ftf",
     "finish-time fairness (Themis, NSDI'20, as used in Gavel, OSDI'20): highest rho = T_shared/T_isolated first",
 )
-@dataclass(frozen=True)
+@dataclass
 class FinishTimeFairness:
     dynamic: ClassVar[bool] = True
     preemptive: ClassVar[bool] = False
 
+    # Each job's isolated speed, per run (why this piece is not frozen): it depends only on
+    # the job and the cluster, and looking it up is most of the cost of a key.
+    _iso: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _state: object = field(default=None, init=False, repr=False, compare=False)
+
     def key(self, job, engine, now):
         return (-self.rho(job, engine, now), job.submit)
 
-    def rho(self, job, engine, now) -> float:
-        state = engine.state
-        iso = isolated_speed(job, state)
+    def ordered(self, engine, now):
+        """Pending jobs by key, per-pass constants computed once, sorted lazily: a pass
+        without backfill stops at its first blocked job, so a heap beats a full sort."""
+        fair_share = self._fair_share(engine)
+        ranked = [(-self.rho(j, engine, now, fair_share), j.submit, j.idx) for j in engine.pending.values()]
+        heapq.heapify(ranked)
+        pending = engine.pending
+        while ranked:
+            yield pending[heapq.heappop(ranked)[2]]
+
+    @staticmethod
+    def _fair_share(engine) -> float:
+        """GPUs a tenant would own with 1/N of the cluster (0: a cluster without GPUs)."""
+        return engine.state.gpu_capacity_milli / MILLI / max(1, len(engine.tenant_jobs))
+
+    def rho(self, job, engine, now, fair_share: float | None = None) -> float:
+        if fair_share is None:
+            fair_share = self._fair_share(engine)
+        if self._state is not engine.state:
+            self._state, self._iso = engine.state, {}
+        iso = self._iso.get(job.idx)
+        if iso is None:
+            iso = self._iso[job.idx] = isolated_speed(job, engine.state)
         run = engine.running.get(job.idx)
         left = engine.remaining(job, now) / (run.speed if run is not None else iso)
         isolated = job.duration / iso
-        gpus = state.gpu_capacity_milli / MILLI
-        if job.gpu_milli and gpus:
-            fair_share = gpus / max(1, len(engine.tenant_jobs))
+        if job.gpu_milli and fair_share:
             isolated *= max(1.0, job.gpus / fair_share)
         if isolated <= 0:
             return INF  # a zero-length job cannot be treated fairly by waiting
