@@ -37,6 +37,7 @@ class Run:
     speed: float
     overhead: float  # restart seconds paid before work resumes
     work_left: float  # reference-speed seconds of work left at `start`
+    model: str | None = None  # the GPU model the whole gang runs on
 
     @property
     def end(self) -> float:
@@ -67,6 +68,7 @@ class Engine:
         self.tenant_jobs: dict[str, int] = {}  # tenant -> its jobs pending or running (FTF's N)
         self.last_run: dict[int, tuple[float, float]] = {}  # preempted job -> (stopped at, seconds it ran)
         self._wakeups = 0
+        self._cpu_only_pending = 0  # pending jobs that need no GPU (they can backfill a full GPU cluster)
         self._no_room: tuple | None = None  # (job, state version, wake-ups) of the last failed preemption
 
     # -- events ---------------------------------------------------------------------------
@@ -124,6 +126,11 @@ class Engine:
         for seen, job in enumerate(self._ordered(now)):
             if backfill and seen >= backfill.depth:
                 break
+            if reservation is not None:
+                if self.state.gpu_allocated_milli == self.state.gpu_capacity_milli and not self._cpu_only_pending:
+                    break  # nothing left to backfill into
+                if not self._may_backfill(job, now, reservation):
+                    continue  # cheap bounds first: most of a long queue is skipped without placing
             plan = self.placement.place(job, self.state)
             if plan is None and reservation is None and self.policy.preemption:
                 plan = self._make_room(job, now, decisions, started)
@@ -177,10 +184,21 @@ class Engine:
             return [float("inf"), 0.0]
         return [shadow, float(free - need)]
 
-    def _milli_on(self, run: Run, models: set) -> int:
-        nodes = self.state.nodes
-        share = MILLI if run.job.gpu_milli >= MILLI else run.job.gpu_milli
-        return sum(share * len(devices) for idx, devices in run.alloc if nodes[idx].gpu_model in models)
+    @staticmethod
+    def _milli_on(run: Run, models: set) -> int:
+        """GPU milli the run holds on the given models (a gang sits on one model)."""
+        return run.job.gpu_milli_total if run.model in models else 0
+
+    def _may_backfill(self, job: Job, now: float, reservation: list[float]) -> bool:
+        """Optimistic test before placing: enough GPUs free anywhere, and the job could end
+        before the shadow time at its best speed or fits in the spare GPUs."""
+        state = self.state
+        if job.gpu_milli_total > state.gpu_capacity_milli - state.gpu_allocated_milli:
+            return False
+        if job.gpu_milli_total <= reservation[1]:
+            return True
+        best = max(job.speeds.values(), default=1.0) if job.speeds else 1.0
+        return now + self.overhead_due.get(job.idx, 0.0) + self.work_left[job.idx] / max(best, 1.0) <= reservation[0]
 
     def _backfill_allows(self, job: Job, plan, now: float, reservation: list[float]):
         shadow, spare = reservation
@@ -257,7 +275,7 @@ class Engine:
     def _start(self, job: Job, plan, now: float) -> None:
         alloc = self.state.allocate(job, plan)
         model = self.state.nodes[plan[0][0]].gpu_model
-        run = Run(job, alloc, now, job.speed(model), self.overhead_due.pop(job.idx, 0.0), self.work_left[job.idx])
+        run = Run(job, alloc, now, job.speed(model), self.overhead_due.pop(job.idx, 0.0), self.work_left[job.idx], model)
         self.running[job.idx] = run
         self._account(run, now, +1)
 
@@ -279,6 +297,7 @@ class Engine:
 
     def _enqueue(self, job: Job, now: float) -> None:
         self.pending[job.idx] = job
+        self._cpu_only_pending += not job.gpu_milli
         if not self.dynamic:
             k = (self.order.key(job, self, now), job.idx)
             self._keys[job.idx] = k
@@ -288,6 +307,7 @@ class Engine:
 
     def _dequeue(self, job: Job) -> None:
         del self.pending[job.idx]
+        self._cpu_only_pending -= not job.gpu_milli
         if not self.dynamic:
             self._queue.remove(self._keys.pop(job.idx))
         if self._on_dequeue is not None:

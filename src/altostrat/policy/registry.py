@@ -284,7 +284,9 @@ class Preemption:
 class Backfill:
     """EASY backfilling: later jobs may run if they do not delay the blocked head."""
 
-    depth: int = 10_000  # how many queued jobs one pass may consider
+    # How many queued jobs one pass may consider: a bounded window, as production
+    # backfillers have (Slurm's bf_max_job_test), keeps a pass cheap behind a long queue.
+    depth: int = 500
 
     def __post_init__(self) -> None:
         if self.depth < 1:
