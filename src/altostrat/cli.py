@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from altostrat.catalog import CatalogError
 from altostrat.compare import aggregate_seeds
 from altostrat.policy.registry import PolicyError, split_top
 from altostrat.report.html import SUMMARY_COLUMNS, fmt, write_report
@@ -25,10 +26,12 @@ policies_app = typer.Typer(help="Scheduling policy pieces.", no_args_is_help=Tru
 app.add_typer(policies_app, name="policies")
 workloads_app = typer.Typer(help="Workload traces and generators.", no_args_is_help=True)
 app.add_typer(workloads_app, name="workloads")
+catalog_app = typer.Typer(help="Cloud instance types and their prices.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
 err = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 200)  # pipes get the whole table
 
-USER_ERRORS = (PolicyError, SpecError, TraceError, FileNotFoundError)
+USER_ERRORS = (PolicyError, SpecError, TraceError, CatalogError, FileNotFoundError)
 
 WorkloadOpt = Annotated[str, typer.Option("--workload", "-w", help="synthetic[:opts], philly:PATH, … or a Workload YAML")]
 ClusterOpt = Annotated[str, typer.Option("--cluster", "-c", help="philly-like, gavel-108, … or a Cluster YAML")]
@@ -231,6 +234,40 @@ def workloads_inspect(
     for row in rows:
         table.add_row(*row)
     out.print(table)
+
+
+@catalog_app.command("list")
+def catalog_list(
+    catalog: Annotated[Optional[Path], typer.Option(help="a vms.csv-format .csv or a catalog .yaml (default: embedded)")] = None,
+    gpu: Annotated[Optional[str], typer.Option(help="GPU model, e.g. V100 or a100-80gb; cpu for CPU-only types")] = None,
+    cloud: Annotated[Optional[str], typer.Option(help="aws, gcp, azure, …")] = None,
+    region: Annotated[Optional[str], typer.Option(help="e.g. us-east-1")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the types as one JSON object")] = False,
+) -> None:
+    """Instance types with their shapes and USD/hour prices (on-demand and spot)."""
+    import dataclasses
+
+    from altostrat.catalog import load_catalog
+
+    try:
+        cat = load_catalog(catalog)
+        types = cat.find(cloud=cloud, region=region, gpu_model=gpu)
+    except USER_ERRORS as exc:
+        fail(exc)
+    if as_json:
+        print(dumps({"catalog": cat.origin, "adjusted": cat.adjusted,
+                     "instance_types": [dataclasses.asdict(it) for it in types]}))
+        return
+    table = Table(title=f"catalog {cat.origin}: {len(types):,} of {len(cat):,} types", caption="prices in USD per hour")
+    for col in ("cloud", "instance type", "region", "vCPUs", "memory GiB", "GPUs", "GPU GiB", "on-demand", "spot"):
+        table.add_column(col, justify="right" if col in ("vCPUs", "memory GiB", "GPU GiB", "on-demand", "spot") else "left")
+    for it in types:
+        table.add_row(it.cloud, it.name, it.region, str(it.vcpus), fmt(it.memory_gib),
+                      f"{it.gpu_count} x {it.gpu_model}" if it.gpu_model else "–", fmt(it.gpu_memory_gib),
+                      f"{it.price_hr:.4f}", "–" if it.spot_price_hr is None else f"{it.spot_price_hr:.4f}")
+    out.print(table)
+    for reason, n in cat.adjusted.items():
+        out.print(f"{reason}: {n:,} rows")
 
 
 def main() -> None:  # pragma: no cover

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from altostrat.metrics.compute import METRIC_KEYS
 
 ALTOSTRAT = [sys.executable, "-m", "altostrat.cli"]
@@ -23,6 +25,9 @@ def test_simulate_json_prints_one_object_with_every_key():
     assert m["jobs_submitted"] == 300 and m["jobs_completed"] == 300
     assert 0 < m["gpu_utilization"] <= 1 and m["jain_fairness"] is not None
     assert m["deadline_violation_rate"] is not None and result["seed"] == 3
+    assert METRIC_KEYS[-1] == "cost_usd"
+    # philly-like: 64 nodes of n1-highmem-64+8xP100 at 15.46568 USD/h, up from the first submit to the last event
+    assert m["cost_usd"] == pytest.approx(64 * 15.46568 / 3600 * m["makespan_s"], rel=1e-9)
 
 
 def test_simulate_is_deterministic_for_a_seed(tmp_path):
@@ -70,3 +75,24 @@ def test_compare_with_seeds_reports_mean_and_spread(tmp_path):
     jcts = [r["metrics"]["avg_jct_s"] for r in result["runs"]]
     assert abs(result["metrics"]["avg_jct_s"] - sum(jcts) / 3) < 1e-6
     assert result["metrics_std"]["avg_jct_s"] > 0
+
+
+def test_catalog_list_prints_the_embedded_catalog_and_filters_it():
+    table = altostrat("catalog", "list", "--gpu", "v100").stdout
+    assert "p3.8xlarge" in table and "12.2400" in table and "1.7535" in table and "a2-highgpu-1g" not in table
+    data = json.loads(altostrat("catalog", "list", "--cloud", "azure", "--gpu", "K80", "--json").stdout)
+    [k80] = data["instance_types"]
+    assert (k80["name"], k80["region"], k80["gpu_count"], k80["price_hr"], k80["spot_price_hr"]) == (
+        "Standard_NC24", "westus2", 4, 3.6, 0.396)
+
+
+def test_catalog_list_reads_a_vms_csv_and_reports_its_corrections(shared_data):
+    out = altostrat("catalog", "list", "--catalog", str(shared_data / "catalog" / "vms.csv"), "--gpu", "P100",
+                    "--region", "us-central1").stdout
+    assert "n1-highmem-32+4xP100" in out and "7.7328" in out and "3 of 3,049 types" in out
+    assert "left out: TPU slices" in out and "812 rows" in out
+
+
+def test_catalog_list_names_the_fix_for_an_unknown_model():
+    out = altostrat("catalog", "list", "--gpu", "V10", check=False)
+    assert out.returncode == 2 and "did you mean V100" in out.stderr

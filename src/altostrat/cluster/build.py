@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from altostrat.cluster.state import ClusterState, Node
 from altostrat.resources import MILLI
 from altostrat.spec.load import SpecError, load_one
-from altostrat.spec.schema import ClusterBody, ClusterDoc, GpuSpec, Metadata, PoolSpec
+from altostrat.spec.schema import ClusterBody, ClusterDoc, Metadata, PoolSpec
 
 
 @dataclass(frozen=True)
@@ -32,18 +32,21 @@ def cluster_source(name: str, summary: str):
 def nodes_from_doc(doc: ClusterDoc) -> list[Node]:
     nodes: list[Node] = []
     for pool in doc.spec.pools:
+        shape = pool.shape
+        price_per_s = None if shape.price_hr is None else shape.price_hr / 3600.0
         for i in range(pool.nodes):
             nodes.append(
                 Node(
                     idx=len(nodes),
                     name=f"{pool.name}-{i}",
                     pool=pool.name,
-                    gpu_model=pool.gpu.model if pool.gpu else None,
-                    gpus=pool.gpu.count if pool.gpu else 0,
-                    cpu_milli=round(pool.cpu * MILLI),
-                    mem_mib=round(pool.memory_gib * 1024),
-                    region=pool.region,
+                    gpu_model=shape.gpu_model,
+                    gpus=shape.gpus,
+                    cpu_milli=round(shape.cpu * MILLI),
+                    mem_mib=round(shape.memory_gib * 1024),
+                    region=shape.region,
                     tier=pool.tier,
+                    price_per_s=price_per_s,
                 )
             )
     return nodes
@@ -55,17 +58,21 @@ def _doc(name: str, pools: list[PoolSpec]) -> ClusterDoc:
 
 # Philly's trace keeps about 374 GPUs busy on average over its 109 days; 64 nodes of
 # 8 GPUs (512 GPUs) put its average load at about 73 %, inside the 70-80 % we aim for.
+# Priced as GCP N1 + 8 P100 (64 vCPUs, 416 GiB; see its catalog entry: GCP itself stops at 4).
 PHILLY_LIKE = _doc(
     "philly-like",
-    [PoolSpec(name="p100", nodes=64, gpu=GpuSpec(model="P100", count=8), cpu=64, memory_gib=512, tier="accelerated")],
+    [PoolSpec(name="p100", nodes=64, instance_type="n1-highmem-64+8xP100", region="us-central1", tier="accelerated")],
 )
 
-# Gavel's simulated cluster: 36 GPUs each of V100, P100 and K80, here as 4-GPU servers.
+# Gavel's simulated cluster: 36 GPUs each of V100, P100 and K80, as 4-GPU servers: a
+# 4-GPU machine of each model from the catalog, each on a cloud that lists the model (the
+# catalog has no AWS K80 or P100, no GCP K80 and no Azure P100).
 GAVEL_108 = _doc(
     "gavel-108",
     [
-        PoolSpec(name=model.lower(), nodes=9, gpu=GpuSpec(model=model, count=4), cpu=32, memory_gib=244, tier="accelerated")
-        for model in ("V100", "P100", "K80")
+        PoolSpec(name=name, nodes=9, instance_type=instance, region=region, tier="accelerated")
+        for name, instance, region in (("v100", "p3.8xlarge", "us-east-1"), ("p100", "n1-highmem-32+4xP100", "us-central1"),
+                                       ("k80", "Standard_NC24", "westus2"))
     ],
 )
 

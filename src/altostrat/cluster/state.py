@@ -33,6 +33,7 @@ class Node:
     mem_mib: int
     region: str | None = None
     tier: str | None = None
+    price_per_s: float | None = None  # USD per second while the node is up; None when unpriced
     gpu_free: list[int] = field(default_factory=list)  # free milli-GPU per device
     cpu_free: int = 0
     mem_free: int = 0
@@ -126,6 +127,8 @@ class ClusterState:
         self._by_cpu: SortedList | None = None  # (free cpu, node idx), built on first use
         self.gpu_capacity_milli = sum(n.gpus for n in nodes) * MILLI
         self.cpu_capacity_milli = sum(n.cpu_milli for n in nodes)
+        priced = [n.price_per_s for n in nodes if n.price_per_s is not None]
+        self.price_per_s = sum(priced) if priced else None  # the whole cluster, USD per second
         self.gpu_allocated_milli = 0
         self.cpu_allocated_milli = 0
         self._room_cache: dict[tuple, int] = {}

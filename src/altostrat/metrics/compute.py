@@ -3,7 +3,7 @@
 The window is [warmup or first submit, until or last event]. Only jobs submitted inside
 the window count toward job metrics; utilizations are time-weighted over the window.
 Fractions lie in [0, 1]; a metric that does not apply (no deadlines, one tenant, nothing
-completed) is None.
+completed, no priced node for cost) is None. Cost counts every priced node for the whole window.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ METRIC_KEYS = (
     "avg_jct_s", "p50_jct_s", "p99_jct_s", "avg_wait_s", "makespan_s",
     "gpu_utilization", "cpu_utilization", "unallocated_gpu_fraction",
     "deadline_violation_rate", "preemptions", "jain_fairness",
-    "decision_p50_us", "decision_p99_us",
+    "decision_p50_us", "decision_p99_us", "cost_usd",
 )
 
 
@@ -134,4 +134,6 @@ def compute_metrics(result: SimResult) -> dict:
         "jain_fairness": fairness,
         "decision_p50_us": _num(np.percentile(lat, 50)) if len(lat) else None,
         "decision_p99_us": _num(np.percentile(lat, 99)) if len(lat) else None,
+        # every node is up for the whole window: no autoscaling yet
+        "cost_usd": None if result.price_per_s is None else result.price_per_s * max(span, 0.0),
     }

@@ -147,6 +147,7 @@ def simulate_fill(
         until=None,
         warmup=0.0,
         reject_reasons=reasons,
+        price_per_s=state.price_per_s,
     )
     return result, curve
 

@@ -33,7 +33,8 @@ def inputs_digest(jobs, state) -> str:
         h.update(repr((j.id, j.submit, j.duration, j.tasks, j.gpu_milli, j.cpu_milli, j.mem_mib, j.gpu_models,
                        sorted(j.speeds.items()) if j.speeds else None, j.tenant, j.priority, j.deadline)).encode())
     for nd in state.nodes:
-        h.update(repr((nd.name, nd.pool, nd.gpu_model, nd.gpus, nd.cpu_milli, nd.mem_mib, nd.region, nd.tier)).encode())
+        h.update(repr((nd.name, nd.pool, nd.gpu_model, nd.gpus, nd.cpu_milli, nd.mem_mib, nd.region, nd.tier,
+                       nd.price_per_s)).encode())
     return h.hexdigest()
 
 

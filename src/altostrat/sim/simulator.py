@@ -35,6 +35,7 @@ class SimResult:
     until: float | None
     warmup: float
     reject_reasons: dict[int, str]
+    price_per_s: float | None = None  # the cluster's, for cost (None when no node is priced)
 
 
 def simulate(
@@ -129,4 +130,5 @@ def simulate(
         until=until,
         warmup=warmup,
         reject_reasons=reasons,
+        price_per_s=state.price_per_s,
     )

@@ -7,11 +7,13 @@ Kubernetes; snake_case is accepted too.
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from altostrat.catalog import DEFAULT_RESERVED_DISCOUNT, default_catalog
 from altostrat.resources import MILLI, check_gpu_milli
 
 API_VERSION = "altostrat/v1"
@@ -31,14 +33,70 @@ class GpuSpec(Model):
     count: int = Field(ge=1, le=64, description="GPUs per node")
 
 
+class PoolShape(NamedTuple):
+    """A pool's node as the cluster builder needs it, catalog defaults filled in."""
+
+    gpu_model: str | None
+    gpus: int
+    cpu: float
+    memory_gib: float
+    region: str | None
+    price_hr: float | None  # USD per node-hour under the pool's lifecycle; None without an instance type
+
+
 class PoolSpec(Model):
     name: str = Field(min_length=1)
     nodes: int = Field(ge=1, le=100_000, description="number of nodes")
+    instance_type: str | None = Field(default=None, min_length=1,
+                                      description="a type of the embedded catalog; gives gpu, cpu, memory and price")
+    cloud: str | None = Field(default=None, min_length=1, description="needed only when the type is on several clouds")
     gpu: GpuSpec | None = None
-    cpu: float = Field(gt=0, description="vCPUs per node")
-    memory_gib: float = Field(gt=0, description="memory per node in GiB")
+    cpu: float | None = Field(default=None, gt=0, description="vCPUs per node")
+    memory_gib: float | None = Field(default=None, gt=0, description="memory per node in GiB")
     region: str | None = None
     tier: Literal["basic", "elastic", "accelerated"] | None = None
+    lifecycle: Literal["on-demand", "spot", "reserved"] = "on-demand"
+    reserved_discount: float | None = Field(default=None, ge=0, lt=1,
+                                            description=f"off on-demand, for reserved; default {DEFAULT_RESERVED_DISCOUNT}")
+    _shape: PoolShape = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _resolve(self):
+        if self.reserved_discount is not None and self.lifecycle != "reserved":
+            raise ValueError(f"reservedDiscount applies to lifecycle reserved only (this pool is {self.lifecycle})")
+        if self.instance_type is None:
+            if self.cloud is not None or self.lifecycle != "on-demand":
+                raise ValueError("cloud and lifecycle need an instanceType: the catalog gives the price")
+            missing = [key for key, v in (("cpu", self.cpu), ("memoryGib", self.memory_gib)) if v is None]
+            if missing:
+                raise ValueError(f"give {' and '.join(missing)}, or an instanceType from the catalog that has them")
+            self._shape = PoolShape(self.gpu.model if self.gpu else None, self.gpu.count if self.gpu else 0,
+                                    self.cpu, self.memory_gib, self.region, None)
+            return self
+        it = default_catalog().get(self.instance_type, self.region, self.cloud)
+        given = {
+            "gpu": (self.gpu.model, self.gpu.count) if self.gpu else None,
+            "cpu": self.cpu,
+            "memoryGib": self.memory_gib,
+        }
+        catalog = {"gpu": (it.gpu_model, it.gpu_count) if it.gpu_model else None, "cpu": it.vcpus, "memoryGib": it.memory_gib}
+        for key, value in given.items():  # what the pool leaves out comes from the catalog
+            if value is not None and (value != catalog[key] if key == "gpu" else not math.isclose(value, catalog[key])):
+                raise ValueError(f"{key} {_show(value)} does not match instance type {it.name} ({_show(catalog[key])}); "
+                                 f"leave {key} out to take the catalog's, or name another type")
+        self._shape = PoolShape(it.gpu_model, it.gpu_count, float(it.vcpus), it.memory_gib, it.region,
+                                it.price_for(self.lifecycle, self.reserved_discount))
+        return self
+
+    @property
+    def shape(self) -> PoolShape:
+        return self._shape
+
+
+def _show(value) -> str:
+    if isinstance(value, tuple):
+        return f"{value[1]} x {value[0]}"
+    return "none" if value is None else f"{value:g}"
 
 
 class ClusterBody(Model):
