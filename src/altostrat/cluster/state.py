@@ -45,7 +45,7 @@ class Node:
 
     @property
     def free_whole(self) -> int:
-        return sum(1 for f in self.gpu_free if f == MILLI)
+        return self.gpu_free.count(MILLI)
 
     @property
     def max_free(self) -> int:
@@ -162,7 +162,7 @@ class ClusterState:
     @staticmethod
     def _snapshot(node: Node) -> tuple[int, int, int, int]:
         free = node.gpu_free
-        return (node.cpu_free, sum(1 for f in free if f == MILLI), max(free, default=0), sum(free))
+        return (node.cpu_free, free.count(MILLI), max(free, default=0), sum(free))
 
     def _refile(self, node: Node, old: tuple[int, int, int, int]) -> None:
         self.version += 1
