@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from altostrat.catalog import CatalogError
+from altostrat.catalog.carbon import DEFAULT_START, CarbonModel
 from altostrat.compare import aggregate_seeds
 from altostrat.policy.registry import PolicyError, split_top
 from altostrat.report.html import SUMMARY_COLUMNS, fmt, write_report
@@ -38,6 +39,9 @@ ClusterOpt = Annotated[str, typer.Option("--cluster", "-c", help="philly-like, g
 SeedOpt = Annotated[Optional[int], typer.Option(help="seed for generators (overrides seed= in the workload)")]
 SkipOpt = Annotated[bool, typer.Option("--skip-invalid", help="skip malformed trace rows and report their counts")]
 PluginOpt = Annotated[Optional[list[str]], typer.Option("--plugin", help="module:object registering extra policy pieces")]
+StartOpt = Annotated[str, typer.Option(help="the UTC date-time trace time 0 maps to, for hourly carbon")]
+CarbonDataOpt = Annotated[Optional[str], typer.Option(
+    "--carbon-data", help="folder of Electricity Maps *_hourly.csv files; default: static intensity per region")]
 ArrivalsOpt = Annotated[Optional[str], typer.Option(
     help="fill:F = the FGD paper's fill experiment: pods topped up to F x GPU capacity arrive one by one, never leave")]
 
@@ -60,11 +64,14 @@ def simulate(
     skip_invalid: SkipOpt = False,
     plugin: PluginOpt = None,
     arrivals: ArrivalsOpt = None,
+    start: StartOpt = DEFAULT_START,
+    carbon_data: CarbonDataOpt = None,
 ) -> None:
     """Replay a workload on a cluster under one policy and report its metrics."""
     if events is not None and events.suffix not in (".parquet", ".csv"):
         fail(ValueError(f"--events {events}: name a .parquet or .csv file"))
-    req = RunRequest(workload, cluster, policy, seed, until, warmup, skip_invalid, tuple(plugin or ()), arrivals)
+    req = RunRequest(workload, cluster, policy, seed, until, warmup, skip_invalid, tuple(plugin or ()), arrivals,
+                     start, carbon_data)
     try:
         if sys.stderr.isatty() and not as_json:
             with _progress() as bar:
@@ -119,6 +126,8 @@ def compare(
     skip_invalid: SkipOpt = False,
     plugin: PluginOpt = None,
     arrivals: ArrivalsOpt = None,
+    start: StartOpt = DEFAULT_START,
+    carbon_data: CarbonDataOpt = None,
 ) -> None:
     """Run several policies on the same workload and cluster; write results.json and report.html."""
     names = [p for p in split_top(policies, ",") if p]
@@ -127,7 +136,8 @@ def compare(
     base_seed = seed if seed is not None else 1
     seed_list = [base_seed + k for k in range(seeds)] if (seeds > 1 or seed is not None) else [None]
     requests = [
-        RunRequest(workload, cluster, name, s, until, warmup, skip_invalid, tuple(plugin or ()), arrivals)
+        RunRequest(workload, cluster, name, s, until, warmup, skip_invalid, tuple(plugin or ()), arrivals, start,
+                   carbon_data)
         for name in names for s in seed_list
     ]
     try:  # validate every input once, in this process, before spending workers on them
@@ -141,6 +151,7 @@ def compare(
             from altostrat.sim.fill import parse_arrivals
 
             parse_arrivals(arrivals)
+        CarbonModel(start, carbon_data).check()
     except USER_ERRORS as exc:
         fail(exc)
     results: list[tuple[dict, dict]] = [None] * len(requests)  # type: ignore[list-item]

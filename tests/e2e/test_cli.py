@@ -25,9 +25,23 @@ def test_simulate_json_prints_one_object_with_every_key():
     assert m["jobs_submitted"] == 300 and m["jobs_completed"] == 300
     assert 0 < m["gpu_utilization"] <= 1 and m["jain_fairness"] is not None
     assert m["deadline_violation_rate"] is not None and result["seed"] == 3
-    assert METRIC_KEYS[-1] == "cost_usd"
+    assert METRIC_KEYS[-3:] == ("cost_usd", "energy_kwh", "carbon_kgco2e")
     # philly-like: 64 nodes of n1-highmem-64+8xP100 at 15.46568 USD/h, up from the first submit to the last event
     assert m["cost_usd"] == pytest.approx(64 * 15.46568 / 3600 * m["makespan_s"], rel=1e-9)
+    # each node in us-central1 (PUE 1.11) draws 1.11 x (8 x 25 + 64 x 0.74) W idle, 1.11 x (8 x 250 + 64 x 3.5) W full;
+    # GPUs are allocated gpu_utilization of the time
+    hours = m["makespan_s"] / 3600
+    idle_kwh, gpu_kwh = 64 * 1.11 * (200 + 47.36) / 1000 * hours, 64 * 1.11 * 8 * 225 / 1000 * hours
+    assert (idle_kwh + gpu_kwh * m["gpu_utilization"]) * (1 - 1e-9) <= m["energy_kwh"] <= 64 * 1.11 * (2000 + 224) / 1000 * hours
+    # no --carbon-data: us-central1's static 394 gCO2e/kWh
+    assert m["carbon_kgco2e"] == pytest.approx(m["energy_kwh"] * 0.394, rel=1e-9)
+
+
+def test_simulate_refuses_a_bad_start_and_a_missing_carbon_folder(tmp_path):
+    bad = altostrat("simulate", "--workload", "synthetic:jobs=5", "--start", "yesterday", "--json", check=False)
+    assert bad.returncode == 2 and "--start 'yesterday'" in bad.stderr and "ISO 8601" in bad.stderr
+    gone = altostrat("simulate", "--workload", "synthetic:jobs=5", "--carbon-data", str(tmp_path / "nope"), check=False)
+    assert gone.returncode == 2 and "no such directory" in " ".join(gone.stderr.split())
 
 
 def test_simulate_is_deterministic_for_a_seed(tmp_path):

@@ -3,13 +3,17 @@
 The window is [warmup or first submit, until or last event]. Only jobs submitted inside
 the window count toward job metrics; utilizations are time-weighted over the window.
 Fractions lie in [0, 1]; a metric that does not apply (no deadlines, one tenant, nothing
-completed, no priced node for cost) is None. Cost counts every priced node for the whole window.
+completed, no priced node for cost, no node with a power model for energy or with a grid
+intensity for carbon) is None. Cost and static power count every node for the whole window
+(metrics/energy.py for energy and carbon).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from altostrat.catalog.carbon import CarbonModel
+from altostrat.metrics.energy import J_PER_KWH, carbon_kg, energy_joules
 from altostrat.sim.eventlog import FINISH, PREEMPT, REJECT, START, SUBMIT
 from altostrat.sim.simulator import SimResult
 
@@ -18,7 +22,7 @@ METRIC_KEYS = (
     "avg_jct_s", "p50_jct_s", "p99_jct_s", "avg_wait_s", "makespan_s",
     "gpu_utilization", "cpu_utilization", "unallocated_gpu_fraction",
     "deadline_violation_rate", "preemptions", "jain_fairness",
-    "decision_p50_us", "decision_p99_us", "cost_usd",
+    "decision_p50_us", "decision_p99_us", "cost_usd", "energy_kwh", "carbon_kgco2e",
 )
 
 
@@ -43,7 +47,8 @@ def jain(values) -> float | None:
     return float(x.sum() ** 2 / (len(x) * np.square(x).sum()))
 
 
-def compute_metrics(result: SimResult) -> dict:
+def compute_metrics(result: SimResult, carbon: CarbonModel | None = None) -> dict:
+    """`carbon`: the calendar and grid data for carbon_kgco2e (default: static intensities, DEFAULT_START)."""
     log = result.log
     jobs = result.jobs
     t = np.asarray(log.time, dtype=np.float64)
@@ -115,6 +120,7 @@ def compute_metrics(result: SimResult) -> dict:
         tenants.setdefault(jobs[i].tenant, []).append(ran[i] / (finish[i] - submit[i]) if finish[i] > submit[i] else 1.0)
     fairness = jain([np.mean(v) for v in tenants.values()]) if len(tenants) >= 2 else None
 
+    joules = energy_joules(result, t0, t1)
     lat = np.asarray(result.decision_ns, dtype=np.float64) / 1000.0
     return {
         "jobs_submitted": int(counted.sum()),
@@ -136,4 +142,6 @@ def compute_metrics(result: SimResult) -> dict:
         "decision_p99_us": _num(np.percentile(lat, 99)) if len(lat) else None,
         # every node is up for the whole window: no autoscaling yet
         "cost_usd": None if result.price_per_s is None else result.price_per_s * max(span, 0.0),
+        "energy_kwh": None if joules is None else joules / J_PER_KWH,
+        "carbon_kgco2e": carbon_kg(result, t0, t1, carbon or CarbonModel()),
     }

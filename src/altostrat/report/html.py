@@ -13,7 +13,7 @@ SUMMARY_COLUMNS = (
     ("makespan_s", "makespan (s)"), ("gpu_utilization", "GPU util"), ("unallocated_gpu_fraction", "unalloc. GPU"),
     ("deadline_violation_rate", "deadline misses"), ("preemptions", "preemptions"), ("jain_fairness", "Jain"),
     ("jobs_completed", "completed"), ("jobs_unschedulable", "unschedulable"), ("jobs_unfinished", "unfinished"),
-    ("cost_usd", "cost (USD)"),
+    ("cost_usd", "cost (USD)"), ("energy_kwh", "energy (kWh)"), ("carbon_kgco2e", "carbon (kgCO2e)"),
 )
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from altostrat.catalog.power import cluster_power
 from altostrat.cluster.state import ClusterState
 from altostrat.policy.registry import Policy
 from altostrat.sim.eventlog import REJECT, START, SUBMIT, EventLog
@@ -148,6 +149,7 @@ def simulate_fill(
         warmup=0.0,
         reject_reasons=reasons,
         price_per_s=state.price_per_s,
+        power=cluster_power(state.nodes),
     )
     return result, curve
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
+from altostrat.catalog.carbon import DEFAULT_START, CarbonModel
 from altostrat.cluster.build import load_cluster
 from altostrat.metrics.compute import compute_metrics
 from altostrat.metrics.series import series
@@ -49,6 +50,8 @@ class RunRequest:
     skip_invalid: bool = False
     plugins: tuple[str, ...] = ()
     arrivals: str | None = None  # "fill:F": the FGD paper's fill experiment (sim/fill.py)
+    start: str = DEFAULT_START  # the date-time trace time 0 maps to, for hourly carbon
+    carbon_data: str | None = None  # a folder of Electricity Maps hourly files
 
 
 def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> tuple[dict, SimResult]:
@@ -56,6 +59,8 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
     for plugin in req.plugins:
         load_plugin(plugin)
     policy = parse_policy(req.policy)
+    carbon = CarbonModel(req.start, req.carbon_data)
+    carbon.check()  # a bad --start or --carbon-data fails before the run, not after it
     cluster_name, state = load_cluster(req.cluster)
     ctx = WorkloadContext(cluster=state, seed=req.seed, skip_invalid=req.skip_invalid)
     jobs = load_workload(req.workload, ctx)
@@ -82,7 +87,7 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
         "seed": req.seed,
         "version": altostrat_version(),
         "inputs_sha256": digest,
-        "metrics": compute_metrics(result),
+        "metrics": compute_metrics(result, carbon),
         "run": {
             "events": result.events,
             "wall_s": result.wall_s,

@@ -14,6 +14,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from altostrat.catalog.power import NodePower, cluster_power
 from altostrat.cluster.state import ClusterState
 from altostrat.engine import PREEMPT, REJECT, START, Decision, Engine
 from altostrat.policy.registry import Policy
@@ -36,6 +37,7 @@ class SimResult:
     warmup: float
     reject_reasons: dict[int, str]
     price_per_s: float | None = None  # the cluster's, for cost (None when no node is priced)
+    power: tuple[NodePower | None, ...] = ()  # per node index, for energy and carbon (None: no power model)
 
 
 def simulate(
@@ -131,4 +133,5 @@ def simulate(
         warmup=warmup,
         reject_reasons=reasons,
         price_per_s=state.price_per_s,
+        power=cluster_power(state.nodes),
     )

@@ -1,0 +1,109 @@
+"""Energy from the event log and the nodes' power models (catalog/power.py), computed once.
+
+Every node is up for the whole metrics window and draws its static watts; a running job
+adds, from its start to its finish or preemption, its allocated milli-GPUs and milli-vCPUs
+times the watts per milli of its first node (the log records a start's first node only:
+exact when a gang's nodes share GPU model and region, as they do in every built-in cluster).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from altostrat.catalog.carbon import CarbonModel
+from altostrat.sim.eventlog import FINISH, PREEMPT, START
+from altostrat.sim.simulator import SimResult
+
+J_PER_KWH = 3.6e6
+
+
+def power_steps(result: SimResult) -> dict[str | None, tuple[float, np.ndarray]] | None:
+    """Per region: (static watts, watts delta at each log event); None when no node has a power model."""
+    power = result.power
+    if not any(p is not None for p in power):
+        return None
+    log = result.log
+    kind = np.asarray(log.kind, dtype=np.int8)
+    jidx = np.asarray(log.job, dtype=np.int64)
+    node = np.asarray(log.node, dtype=np.int64)
+    starts = kind == START
+    stops = (kind == FINISH) | (kind == PREEMPT)
+    # a stop runs on the nodes of its job's latest start: by job, then log order, each stop follows its start
+    sel = np.flatnonzero(starts | stops)
+    order = sel[np.lexsort((sel, jidx[sel]))]
+    at = node[order]
+    stop_pos = np.flatnonzero(stops[order])
+    at[stop_pos] = at[stop_pos - 1]
+    node_of = np.full(len(kind), -1, dtype=np.int64)
+    node_of[order] = at
+
+    modeled = [p is not None for p in power]
+    gpu_w = np.array([p.gpu_w_per_milli if p else 0.0 for p in power] + [0.0])  # index -1: no node
+    cpu_w = np.array([p.cpu_w_per_milli if p else 0.0 for p in power] + [0.0])
+    sign = np.where(starts, 1.0, np.where(stops, -1.0, 0.0))
+    watts = sign * (gpu_w[node_of] * np.asarray(log.gpu_milli, dtype=np.float64)
+                    + cpu_w[node_of] * np.asarray(log.cpu_milli, dtype=np.float64))
+
+    regions = sorted({p.region for p in power if p is not None}, key=lambda r: (r is None, r or ""))
+    code = {r: i for i, r in enumerate(regions)}
+    node_region = np.array([code[p.region] if p else -1 for p in power] + [-1])
+    ev_region = node_region[node_of]
+    out = {}
+    for r, i in code.items():
+        static = sum(p.static_w for p, m in zip(power, modeled) if m and p.region == r)
+        out[r] = (static, np.where(ev_region == i, watts, 0.0))
+    return out
+
+
+def cumulative_joules(times: np.ndarray, static_w: float, deltas: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """∫ from times[0] to each of `at` of (static + Σ deltas so far) dt; `at` >= times[0], times sorted."""
+    level = static_w + np.cumsum(deltas)
+    # energy at each event time: the level before it times the gap since the previous event
+    joules = np.concatenate(([0.0], np.cumsum(level[:-1] * np.diff(times))))
+    k = np.searchsorted(times, at, side="right") - 1
+    return joules[k] + level[k] * (at - times[k])
+
+
+def _levels(result: SimResult, t0: float, steps):
+    """Event times, padded so that the first is at or before t0, with each region's deltas padded alike."""
+    t = np.asarray(result.log.time, dtype=np.float64)
+    times = np.concatenate(([min(t[0], t0) if len(t) else t0], t))
+    return times, {r: (static, np.concatenate(([0.0], d))) for r, (static, d) in steps.items()}
+
+
+def energy_joules(result: SimResult, t0: float, t1: float) -> float | None:
+    steps = power_steps(result)
+    if steps is None:
+        return None
+    if t1 <= t0:
+        return 0.0
+    times, levels = _levels(result, t0, steps)
+    # events before t0 set the level the window starts at; the static draw counts from t0
+    window = np.array([t0, t1])
+    return float(sum(np.diff(cumulative_joules(times, static, d, window))[0] for static, d in levels.values()))
+
+
+def carbon_kg(result: SimResult, t0: float, t1: float, model: CarbonModel) -> float | None:
+    """Σ over regions and UTC hours of the window of kWh drawn in that hour × the hour's intensity.
+
+    Trace time 0 is `model.start`. Nodes of a region with no intensity add nothing; None when
+    no node with a power model has one.
+    """
+    steps = power_steps(result)
+    if steps is None:
+        return None
+    start = model.start_epoch
+    a0, a1 = start + t0, start + max(t1, t0)
+    hours = np.arange(math.floor(a0 / 3600), max(math.ceil(a1 / 3600), math.floor(a0 / 3600) + 1), dtype=np.int64)
+    edges = np.clip(np.append(hours, hours[-1] + 1) * 3600.0, a0, a1) - start
+    times, levels = _levels(result, t0, steps)
+    grams, known = 0.0, False
+    for region, (static, d) in levels.items():
+        intensity = model.intensity(region, hours)
+        if intensity is None:
+            continue
+        known = True
+        grams += float(np.diff(cumulative_joules(times, static, d, edges)) @ intensity) / J_PER_KWH
+    return grams / 1000.0 if known else None
