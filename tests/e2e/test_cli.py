@@ -110,3 +110,15 @@ def test_catalog_list_reads_a_vms_csv_and_reports_its_corrections(shared_data):
 def test_catalog_list_names_the_fix_for_an_unknown_model():
     out = altostrat("catalog", "list", "--gpu", "V10", check=False)
     assert out.returncode == 2 and "did you mean V100" in out.stderr
+
+
+def test_hourly_carbon_data_is_echoed_and_changes_the_carbon_figure(shared_data):
+    hourly = str(shared_data / "carbon" / "hourly")
+    args = ("simulate", "--workload", "synthetic:jobs=100", "--cluster", "gavel-108", "--json")
+    static = json.loads(altostrat(*args).stdout)
+    hourly_run = json.loads(altostrat(*args, "--carbon-data", hourly, "--start", "2023-06-01T00:00Z").stdout)
+    assert "carbon" not in static
+    assert hourly_run["carbon"] == {"data": hourly, "start": "2023-06-01T00:00Z"}
+    # same schedule and energy; only the grid intensity behind the V100 pool (us-east-1 -> PJM) differs
+    assert hourly_run["metrics"]["energy_kwh"] == static["metrics"]["energy_kwh"]
+    assert hourly_run["metrics"]["carbon_kgco2e"] != static["metrics"]["carbon_kgco2e"]

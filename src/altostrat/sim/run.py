@@ -94,6 +94,8 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
             "jobs_per_s": len(jobs) / result.wall_s if result.wall_s > 0 else None,
         },
     }
+    if req.carbon_data is not None:  # what the carbon figure depends on beyond the simulated inputs
+        out["carbon"] = {"data": req.carbon_data, "start": req.start}
     if curve is not None:
         out["arrivals"] = req.arrivals
         out["fill_curve"] = curve
