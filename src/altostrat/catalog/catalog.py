@@ -85,18 +85,9 @@ class Catalog:
             close = difflib.get_close_matches(name, self._by_name, n=5, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else "; `altostrat catalog list` shows every type"
             raise CatalogError(f"instance type {name!r} is not in the catalog ({self.origin}){hint}")
-        if cloud is not None:
-            matching = [it for it in offers if it.cloud == cloud]
-            if not matching:
-                raise CatalogError(f"instance type {name!r} is not offered on {cloud}; it is on: "
-                                   f"{_choices(it.cloud for it in offers)}")
-            offers = matching
-        if region is not None:
-            matching = [it for it in offers if it.region == region]
-            if not matching:
-                raise CatalogError(f"instance type {name!r} is not offered in region {region!r} in the catalog; "
-                                   f"regions: {_choices(it.region for it in offers)}")
-            offers = matching
+        offers = _narrow(offers, "cloud", cloud, f"instance type {name!r} is not offered on {cloud}; it is on: ")
+        offers = _narrow(offers, "region", region,
+                         f"instance type {name!r} is not offered in region {region!r} in the catalog; regions: ")
         if len({it.cloud for it in offers}) > 1:
             raise CatalogError(f"instance type {name!r} is offered on several clouds; set cloud to one of: "
                                f"{_choices(it.cloud for it in offers)}")
@@ -130,3 +121,13 @@ class Catalog:
             and (region is None or it.region == region)
             and (gpu_model is None or (it.gpu_model is None if want_cpu else it.gpu_model == model))
         ]
+
+
+def _narrow(offers: list[InstanceType], attr: str, wanted: str | None, problem: str) -> list[InstanceType]:
+    """The offers whose `attr` is `wanted` (all when it is None); none left is an error listing the choices."""
+    if wanted is None:
+        return offers
+    matching = [it for it in offers if getattr(it, attr) == wanted]
+    if not matching:
+        raise CatalogError(problem + _choices(getattr(it, attr) for it in offers))
+    return matching
