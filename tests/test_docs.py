@@ -12,7 +12,7 @@ import altostrat.cluster.sources  # noqa: F401  (registers the cluster sources)
 import altostrat.policy  # noqa: F401  (registers the built-in pieces)
 import altostrat.workload.loaders  # noqa: F401  (registers the workload sources)
 from altostrat.cluster.build import CLUSTER_SOURCES
-from altostrat.policy.registry import Backfill, Preemption, pieces
+from altostrat.policy.registry import KINDS, Backfill, Preemption, Recovery, pieces
 from altostrat.workload.sources import WORKLOAD_SOURCES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -20,9 +20,9 @@ POLICIES = (DOCS / "policies.md").read_text(encoding="utf-8")
 DATA = (DOCS / "data.md").read_text(encoding="utf-8")
 
 # Built-in pieces only: a plugin installed in the environment documents itself.
-BUILT_IN = [cls for kind in ("order", "placement") for cls in pieces(kind).values()
+BUILT_IN = [cls for kind in KINDS for cls in pieces(kind).values()
             if cls.__module__.startswith("altostrat.")]
-OPTIONS = {"backfill": Backfill, "preempt": Preemption}
+OPTIONS = {"backfill": Backfill, "preempt": Preemption, "recover": Recovery}
 
 
 def params(cls: type) -> list[dataclasses.Field]:

@@ -180,25 +180,26 @@ def policies_list(plugin: PluginOpt = None) -> None:
     import dataclasses
 
     import altostrat.policy  # noqa: F401
-    from altostrat.policy.registry import Backfill, Preemption, load_plugin, pieces
+    from altostrat.policy.registry import KINDS, Backfill, Preemption, Recovery, load_plugin, pieces
 
     try:
         for p in plugin or ():
             load_plugin(p)
     except USER_ERRORS as exc:
         fail(exc)
-    table = Table(title="policy pieces: ORDER[+PLACEMENT][+backfill][+preempt]")
+    table = Table(title="policy pieces: ORDER[+PLACEMENT][+backfill][+preempt][+recover][+GATE…]")
     for col in ("kind", "name", "parameters", "source"):
         table.add_column(col)
 
     def params(cls) -> str:
         return ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls) if f.init) or "–"
 
-    for kind in ("order", "placement"):
+    for kind in KINDS:
         for name, cls in pieces(kind).items():
             table.add_row(kind, name, params(cls), cls.source)
     table.add_row("option", "backfill", params(Backfill), "EASY backfilling (Lifka 1995); protects the blocked head")
     table.add_row("option", "preempt", params(Preemption), "whole-gang preemption of jobs ordered after the blocked one")
+    table.add_row("option", "recover", params(Recovery), "where a job goes after its spot node is revoked")
     out.print(table)
 
 

@@ -8,16 +8,32 @@ I/O, which is what lets the simulator and the live service call the same code.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sortedcontainers import SortedList
 
-from altostrat.cluster.state import Alloc, ClusterState
+from altostrat.cluster.state import Alloc, ClusterState, Node, allowed_on
 from altostrat.policy.registry import Policy
 from altostrat.resources import MILLI
 from altostrat.workload.job import Job
 
 START, PREEMPT, REJECT = "start", "preempt", "reject"
+REVOKED = "revoked"  # a PREEMPT's reason when the job's spot node was taken back
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What a run tells the pieces that take it (`bind`): the calendar, the grid, the network.
+
+    `carbon` is a catalog.carbon.CarbonModel (its `start` maps time 0 to a date-time);
+    `transfer_s(job, node)` is the seconds a start on `node` first spends moving the job's
+    data there (None: data never moves).
+    """
+
+    carbon: object | None = None
+    transfer_s: Callable[[Job, Node], float] | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -48,12 +64,21 @@ class Run:
 
 
 class Engine:
-    def __init__(self, state: ClusterState, policy: Policy) -> None:
+    def __init__(self, state: ClusterState, policy: Policy, context: PolicyContext | None = None) -> None:
         self.state = state
         self.policy = policy
+        self.context = context or PolicyContext()
+        for piece in policy.pieces():
+            bind = getattr(piece, "bind", None)
+            if bind is not None:
+                bind(self.context)
         self.order = policy.order
         self.placement = policy.placement
         self.dynamic = policy.order.dynamic
+        self.gates = policy.gates
+        self._on_started = [g.started for g in self.gates if hasattr(g, "started")]
+        self._on_stopped = [g.stopped for g in self.gates if hasattr(g, "stopped")]
+        self._release_at = math.inf  # earliest time a gate asked to look again
         # optional order hooks, for orders that keep their own view of the queue (DRF)
         self._on_enqueue = getattr(policy.order, "enqueued", None)
         self._on_dequeue = getattr(policy.order, "dequeued", None)
@@ -67,14 +92,16 @@ class Engine:
         self.tenant_alloc: dict[str, list[int]] = {}  # tenant -> [gpu milli, cpu milli, mem MiB]
         self.tenant_jobs: dict[str, int] = {}  # tenant -> its jobs pending or running (FTF's N)
         self.last_run: dict[int, tuple[float, float]] = {}  # preempted job -> (stopped at, seconds it ran)
+        self.revocations: dict[int, int] = {}  # job -> times a revocation stopped it
         self._wakeups = 0
         self._cpu_only_pending = 0  # pending jobs that need no GPU (they can backfill a full GPU cluster)
         self._no_room: tuple | None = None  # (job, state version, wake-ups) of the last failed preemption
 
     # -- events ---------------------------------------------------------------------------
     def submit(self, job: Job, now: float) -> list[Decision]:
-        if not self.state.can_ever_fit(job):
-            return [Decision(REJECT, job, "does not fit the cluster even when it is empty")]
+        why = self.state.never_fits(job)
+        if why is not None:
+            return [Decision(REJECT, job, why)]
         self.work_left[job.idx] = job.duration
         self.tenant_jobs[job.tenant] = self.tenant_jobs.get(job.tenant, 0) + 1
         self._enqueue(job, now)
@@ -94,10 +121,50 @@ class Engine:
         self._wakeups += 1  # order keys may have moved: preemption is worth another look
         return self.schedule(now)
 
+    def revoke(self, node: Node, now: float) -> list[Decision]:
+        """The cloud takes a spot node back: stop its jobs (they lose work since their last
+        checkpoint), take it out of service, and re-place them under the recovery strategy."""
+        self.state.take_down(node)
+        victims = [run for run in self.running.values() if any(idx == node.idx for idx, _ in run.alloc)]
+        decisions = []
+        for run in victims:
+            job = run.job
+            self._preempt(run, now, lost=True)
+            self.overhead_due[job.idx] = self.policy.recovery.restart_s
+            self.revocations[job.idx] = self.revocations.get(job.idx, 0) + 1
+            rule = _recovery_rule(self.policy.recovery.strategy, node)
+            if rule is not None and any(rule(n) and allowed_on(n, job) for n in self.state.nodes):
+                self.state.restrict[job.idx] = rule  # else the strategy has nowhere to go: anywhere allowed
+            self._enqueue(job, now)
+            decisions.append(Decision(PREEMPT, job, REVOKED))
+        return decisions + self.schedule(now)
+
+    def cordon(self, node: Node) -> None:
+        """A revocation notice: place nothing new on the node; what runs there runs on."""
+        self.state.take_down(node)
+
+    def node_back(self, node: Node, now: float) -> list[Decision]:
+        self.state.bring_up(node)
+        return self.schedule(now)
+
     def next_wakeup(self, now: float) -> float | None:
-        """When the order's keys next change on their own (None: only events matter)."""
+        """When the order's keys next change on their own, or a gate asked to look again
+        (None: only events matter)."""
         hook = getattr(self.order, "wakeup", None)
-        return hook(self, now) if hook and self.pending else None
+        wake = hook(self, now) if hook and self.pending else None
+        if self._release_at < math.inf and self.pending:
+            wake = self._release_at if wake is None else min(wake, self._release_at)
+        return wake
+
+    def run_cost_rate(self, run: Run) -> float:
+        """USD per second the run's share of its nodes costs: each task pays its node's price
+        times its dominant share of the node (GPU, CPU or memory)."""
+        job, nodes, rate = run.job, self.state.nodes, 0.0
+        for idx, _ in run.alloc:
+            node = nodes[idx]
+            if node.price_per_s:
+                rate += node.price_per_s * task_share(node, job)
+        return rate
 
     # -- views policies read --------------------------------------------------------------
     def attained_service(self, job: Job, now: float) -> float:
@@ -123,9 +190,13 @@ class Engine:
         started: list[Job] = []
         backfill = self.policy.backfill
         reservation = None  # (shadow time, spare GPU milli) protecting the blocked head
+        gates = self.gates
+        self._release_at = math.inf
         for seen, job in enumerate(self._ordered(now)):
             if backfill and seen >= backfill.depth:
                 break
+            if gates and self._held(job, now):
+                continue
             if reservation is not None:
                 if self.state.gpu_allocated_milli == self.state.gpu_capacity_milli and not self._cpu_only_pending:
                     break  # nothing left to backfill into
@@ -151,6 +222,15 @@ class Engine:
             if d.kind == PREEMPT:
                 self._enqueue(d.job, now)
         return decisions
+
+    def _held(self, job: Job, now: float) -> bool:
+        for gate in self.gates:
+            until = gate.hold(job, self, now)
+            if until is not None:
+                if now < until < self._release_at:
+                    self._release_at = until
+                return True
+        return False
 
     def _ordered(self, now: float):
         if not self.dynamic:
@@ -262,22 +342,44 @@ class Engine:
             decisions.append(Decision(PREEMPT, run.job))
         return plan
 
-    def _preempt(self, run: Run, now: float) -> None:
+    def _preempt(self, run: Run, now: float, lost: bool = False) -> None:
+        """Stop a run and keep its progress; with `lost` (a revocation) only up to its last
+        checkpoint, and none of it when the job never checkpoints."""
         job = run.job
         del self.running[job.idx]
+        if lost:
+            self.state.release(job, run.alloc)
         self._account(run, now, -1)
-        self.attained[job.idx] = self.attained.get(job.idx, 0.0) + max(0.0, now - run.start - run.overhead) * job.gpus
-        self.work_left[job.idx] = max(0.0, run.work_left - run.work_done(now))
-        self.overhead_due[job.idx] = self.policy.preemption.restart_s
+        ran = max(0.0, now - run.start - run.overhead)
+        self.attained[job.idx] = self.attained.get(job.idx, 0.0) + ran * job.gpus
+        if not lost:
+            self.work_left[job.idx] = max(0.0, run.work_left - run.work_done(now))
+            self.overhead_due[job.idx] = self.policy.preemption.restart_s
+        elif job.checkpoint_s:
+            saved = ran // job.checkpoint_s * job.checkpoint_s
+            self.work_left[job.idx] = max(0.0, run.work_left - saved * run.speed)
+        else:
+            self.work_left[job.idx] = job.duration
         self.last_run[job.idx] = (now, now - run.start)
+        for hook in self._on_stopped:
+            hook(job, run, self, now)
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _start(self, job: Job, plan, now: float) -> None:
         alloc = self.state.allocate(job, plan)
-        model = self.state.nodes[plan[0][0]].gpu_model
-        run = Run(job, alloc, now, job.speed(model), self.overhead_due.pop(job.idx, 0.0), self.work_left[job.idx], model)
+        first = self.state.nodes[plan[0][0]]
+        overhead = self.overhead_due.pop(job.idx, 0.0)
+        transfer = self.context.transfer_s
+        if transfer is not None and job.dataset_gb:
+            overhead += transfer(job, first)
+        if self.state.restrict:
+            self.state.restrict.pop(job.idx, None)
+        model = first.gpu_model
+        run = Run(job, alloc, now, job.speed(model), overhead, self.work_left[job.idx], model)
         self.running[job.idx] = run
         self._account(run, now, +1)
+        for hook in self._on_started:
+            hook(job, run, self, now)
 
     def _stop(self, run: Run, now: float) -> None:
         self.state.release(run.job, run.alloc)
@@ -285,6 +387,8 @@ class Engine:
         self.attained[run.job.idx] = (
             self.attained.get(run.job.idx, 0.0) + max(0.0, now - run.start - run.overhead) * run.job.gpus
         )
+        for hook in self._on_stopped:
+            hook(run.job, run, self, now)
 
     def _account(self, run: Run, now: float, sign: int) -> None:
         job = run.job
@@ -312,3 +416,25 @@ class Engine:
             self._queue.remove(self._keys.pop(job.idx))
         if self._on_dequeue is not None:
             self._on_dequeue(job, self)
+
+
+def task_share(node: Node, job: Job) -> float:
+    """One task's dominant share of a node: the largest of its GPU, CPU and memory fractions."""
+    share = 0.0
+    if node.gpus:
+        share = job.gpu_milli / (node.gpus * MILLI)
+    if node.cpu_milli:
+        share = max(share, job.cpu_milli / node.cpu_milli)
+    if node.mem_mib:
+        share = max(share, job.mem_mib / node.mem_mib)
+    return share
+
+
+def _recovery_rule(strategy: str, lost: Node) -> Callable[[Node], bool] | None:
+    if strategy == "same-pool":
+        return lambda n: n.pool == lost.pool
+    if strategy == "next-region":
+        return lambda n: n.region != lost.region
+    if strategy == "fallback-on-demand":
+        return lambda n: not n.spot
+    return None

@@ -37,13 +37,13 @@ def test_room_counts_cpu_memory_and_model_limits():
     assert state.room(state.nodes[0], job("c", 0, 1, gpus=1, gpu_models=("A100",))) == 0
 
 
-def test_can_ever_fit_counts_the_whole_cluster():
+def test_never_fits_counts_the_whole_cluster():
     state = cluster(("V100", 4, 2), ("K80", 8, 1))
-    assert state.can_ever_fit(job("a", 0, 1, gpus=8))
-    assert not state.can_ever_fit(job("b", 0, 1, gpus=9, gpu_models=("V100",)))
-    assert not state.can_ever_fit(job("c", 0, 1, gpus=17))
-    assert not state.can_ever_fit(job("d", 0, 1, gpus=1, gpu_models=("H100",)))
-    assert not state.can_ever_fit(job("e", 0, 1, gpus=1, cpu_milli=65 * MILLI))
+    assert state.never_fits(job("a", 0, 1, gpus=8)) is None
+    assert state.never_fits(job("b", 0, 1, gpus=9, gpu_models=("V100",))) is not None
+    assert state.never_fits(job("c", 0, 1, gpus=17)) is not None
+    assert state.never_fits(job("d", 0, 1, gpus=1, gpu_models=("H100",))) is not None
+    assert state.never_fits(job("e", 0, 1, gpus=1, cpu_milli=65 * MILLI)) is not None
 
 
 def test_restore_undoes_release_exactly():

@@ -3,10 +3,11 @@
 import pytest
 from helpers import cluster, job
 
+from altostrat.cluster.state import NEVER_FITS
 from altostrat.metrics.compute import compute_metrics
 from altostrat.policy.registry import parse_policy
 from altostrat.sim.eventlog import REJECT, START, SUBMIT
-from altostrat.sim.fill import FITS_NOWHERE, NEVER_FITS, fill_workload, parse_arrivals, simulate_fill
+from altostrat.sim.fill import FITS_NOWHERE, fill_workload, parse_arrivals, simulate_fill
 from altostrat.sim.run import RunRequest, run
 from altostrat.spec.load import SpecError
 

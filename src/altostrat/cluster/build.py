@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from altostrat.catalog.regions import jurisdiction
+from altostrat.catalog.spot import spot_hazard
 from altostrat.cluster.state import ClusterState, Node
 from altostrat.resources import MILLI
 from altostrat.spec.load import SpecError, load_one
@@ -34,6 +36,8 @@ def nodes_from_doc(doc: ClusterDoc) -> list[Node]:
     for pool in doc.spec.pools:
         shape = pool.shape
         price_per_s = None if shape.price_hr is None else shape.price_hr / 3600.0
+        spot = pool.lifecycle == "spot"
+        hazard = spot_hazard(shape.cloud, pool.revocations_per_hour, pool.notice_s) if spot else (0.0, 0.0)
         for i in range(pool.nodes):
             nodes.append(
                 Node(
@@ -47,6 +51,11 @@ def nodes_from_doc(doc: ClusterDoc) -> list[Node]:
                     region=shape.region,
                     tier=pool.tier,
                     price_per_s=price_per_s,
+                    cloud=shape.cloud,
+                    spot=spot,
+                    jurisdiction=jurisdiction(shape.region),
+                    revocations_per_hour=hazard[0],
+                    notice_s=hazard[1],
                 )
             )
     return nodes

@@ -8,6 +8,7 @@ at any node. CPU-only requests use a sorted list of nodes by free CPU.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
@@ -34,6 +35,12 @@ class Node:
     region: str | None = None
     tier: str | None = None
     price_per_s: float | None = None  # USD per second while the node is up; None when unpriced
+    cloud: str | None = None
+    spot: bool = False  # revocable; only jobs that allow spot run here
+    jurisdiction: str | None = None  # of its region (catalog/regions.py)
+    up: bool = True  # False while revoked: it offers nothing and costs nothing
+    revocations_per_hour: float = 0.0  # spot hazard rate
+    notice_s: float = 0.0  # warning a spot revocation gives
     gpu_free: list[int] = field(default_factory=list)  # free milli-GPU per device
     cpu_free: int = 0
     mem_free: int = 0
@@ -50,6 +57,17 @@ class Node:
     @property
     def max_free(self) -> int:
         return max(self.gpu_free, default=0)
+
+
+NEVER_FITS = "does not fit the cluster even when it is empty"
+
+
+def allowed_on(node: Node, job: Job) -> bool:
+    """The job's hard constraints: spot only if it allows spot, and its residency."""
+    if node.spot and not job.spot:
+        return False
+    regions = job.allowed_regions
+    return regions is None or node.region in regions or node.jurisdiction in regions
 
 
 class ModelIndex:
@@ -74,6 +92,14 @@ class ModelIndex:
         if share:
             self.by_share.add((share, node.idx))
             self.open.add(node.idx)
+
+    def drop(self, node: Node, whole: int, share: int) -> None:
+        self.by_whole[whole].remove(node.idx)
+        self.free_whole -= whole
+        self.free_milli -= sum(node.gpu_free)
+        if share:
+            self.by_share.remove((share, node.idx))
+            self.open.remove(node.idx)
 
     def move(self, node: Node, old: tuple[int, int, int], new: tuple[int, int, int]) -> None:
         """Re-file a node whose (free whole GPUs, largest free share, free milli) changed.
@@ -131,7 +157,10 @@ class ClusterState:
         self.price_per_s = sum(priced) if priced else None  # the whole cluster, USD per second
         self.gpu_allocated_milli = 0
         self.cpu_allocated_milli = 0
-        self._room_cache: dict[tuple, int] = {}
+        self._room_cache: dict[tuple, str | None] = {}
+        # job idx -> extra rule a node must pass (recovery after a revocation keeps a job off
+        # its old pool or region); empty for nearly every run, so `room` pays one truth test
+        self.restrict: dict[int, Callable[[Node], bool]] = {}
         # change stamps, so that a placement caching per-node values re-reads only changed nodes
         self.version = 0
         self.node_version = [0] * len(nodes)
@@ -167,6 +196,8 @@ class ClusterState:
     def _refile(self, node: Node, old: tuple[int, int, int, int]) -> None:
         self.version += 1
         self.node_version[node.idx] = self.version
+        if not node.up:
+            return  # out of the indexes until it is brought up, with its values then
         new = self._snapshot(node)
         if old[0] != new[0] and self._by_cpu is not None:
             self._by_cpu.remove((old[0], node.idx))
@@ -181,7 +212,13 @@ class ClusterState:
         return [self.models[m] for m in job.gpu_models if m in self.models]
 
     def room(self, node: Node, job: Job) -> int:
-        """How many of the job's tasks fit on the node now."""
+        """How many of the job's tasks fit on the node now (0 where it may not run)."""
+        if not node.up or not allowed_on(node, job):
+            return 0
+        if self.restrict:
+            rule = self.restrict.get(job.idx)
+            if rule is not None and not rule(node):
+                return 0
         n = job.tasks
         if job.cpu_milli:
             n = min(n, node.cpu_free // job.cpu_milli)
@@ -197,20 +234,29 @@ class ClusterState:
                 n = min(n, sum(f // g for f in node.gpu_free))
         return n
 
-    def can_ever_fit(self, job: Job) -> bool:
-        """Whether the job fits the empty cluster (else it is unschedulable)."""
-        key = (job.tasks, job.gpu_milli, job.cpu_milli, job.mem_mib, job.gpu_models)
-        cached = self._room_cache.get(key)
-        if cached is None:
-            cached = self._room_cache[key] = self._fits_empty(job)
-        return bool(cached)
+    def never_fits(self, job: Job) -> str | None:
+        """Why the job cannot run even on the empty cluster with every node up, or None."""
+        key = (job.tasks, job.gpu_milli, job.cpu_milli, job.mem_mib, job.gpu_models, job.allowed_regions, job.spot)
+        if key not in self._room_cache:
+            self._room_cache[key] = self._why_not_empty(job)
+        return self._room_cache[key]
 
-    def _fits_empty(self, job: Job) -> bool:
+    def _why_not_empty(self, job: Job) -> str | None:
+        allowed = [n for n in self.nodes if allowed_on(n, job)]
+        if not allowed:
+            if job.allowed_regions is not None:
+                return f"no node in its allowed regions ({', '.join(sorted(job.allowed_regions))})"
+            return "every node is spot and the job does not allow spot"
+        if not self._fits_empty(job, allowed):
+            return NEVER_FITS
+        return None
+
+    def _fits_empty(self, job: Job, nodes: list[Node]) -> bool:
         models = None if not job.gpu_milli else {m.model for m in self.candidate_models(job)}
         if models is not None and not models:
             return False
         per_model: dict[str | None, int] = {}
-        for node in self.nodes:
+        for node in nodes:
             if models is not None and node.gpu_model not in models:
                 continue
             n = job.tasks
@@ -233,6 +279,29 @@ class ClusterState:
         return g < MILLI or model.free_whole >= job.tasks * (g // MILLI)
 
     # -- changes ------------------------------------------------------------------------
+    def take_down(self, node: Node) -> None:
+        """Offer nothing more on the node (a revocation notice, then the revocation); what runs
+        there keeps its resources until released. It keeps its capacity figures."""
+        if not node.up:
+            return
+        node.up = False
+        self.version += 1
+        self.node_version[node.idx] = self.version
+        if node.gpus:
+            self.models[node.gpu_model].drop(node, node.free_whole, node.max_free)
+        if self._by_cpu is not None:
+            self._by_cpu.remove((node.cpu_free, node.idx))
+
+    def bring_up(self, node: Node) -> None:
+        if node.up:
+            return
+        node.up = True
+        self.version += 1
+        self.node_version[node.idx] = self.version
+        self._index(node)
+        if self._by_cpu is not None:
+            self._by_cpu.add((node.cpu_free, node.idx))
+
     def allocate(self, job: Job, plan: Plan) -> Alloc:
         out: list[tuple[int, tuple[int, ...]]] = []
         g = job.gpu_milli

@@ -1,8 +1,9 @@
 """Policy pieces registered by name, and the parser for composed policy names.
 
-A policy name reads `ORDER[params]+PLACEMENT[params][+backfill][+preempt[params]]`,
-e.g. `las[queues=3,threshold_s=3600]+consolidate+backfill`. Placement defaults to
-best-fit. Each piece is a dataclass whose fields are its parameters.
+A policy name reads `ORDER[params]+PLACEMENT[params][+backfill][+preempt[params]]
+[+recover[strategy=...]][+GATE[params]...]`, e.g. `las[queues=3,threshold_s=3600]+consolidate+backfill`.
+Placement defaults to best-fit. Each piece is a dataclass whose fields are its parameters.
+Gates hold a job back although it would fit (a budget, a low-carbon hour ahead).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable
 
-KINDS = ("order", "placement")
+KINDS = ("order", "placement", "gate")
 _REGISTRY: dict[str, dict[str, type]] = {kind: {} for kind in KINDS}
 ENTRY_POINT_GROUP = "altostrat.policies"
 
@@ -264,7 +265,7 @@ def build_piece(kind: str, token: str) -> Any:
     registry = pieces(kind)
     cls = registry.get(name)
     if cls is None:
-        hint = "; or an option: backfill, preempt" if kind == "placement" else ""
+        hint = "; or an option: backfill, preempt, recover, or a gate (altostrat policies list)" if kind == "placement" else ""
         raise PolicyError(f"unknown {kind} policy {name!r}; registered: {', '.join(registry)}{hint}")
     return _construct(name, cls, raw)
 
@@ -293,15 +294,43 @@ class Backfill:
             raise ValueError("depth must be >= 1")
 
 
+RECOVERY_STRATEGIES = ("anywhere", "same-pool", "next-region", "fallback-on-demand")
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Where a job whose spot node was revoked may run next.
+
+    anywhere: any node it is allowed on; same-pool: wait for its pool; next-region: any
+    region but the one that revoked it; fallback-on-demand: on-demand or reserved nodes only.
+    """
+
+    strategy: str = "anywhere"
+    restart_s: float = 60.0  # paid before work resumes: reload the checkpoint, warm up
+
+    def __post_init__(self) -> None:
+        if self.strategy not in RECOVERY_STRATEGIES:
+            raise ValueError(f"strategy={self.strategy!r}: use one of {', '.join(RECOVERY_STRATEGIES)}")
+        if self.restart_s < 0:
+            raise ValueError("restart_s must be >= 0")
+
+
 @dataclass
 class Policy:
-    """A composed policy: one order, one placement, optional backfill and preemption."""
+    """A composed policy: one order, one placement, optional backfill, preemption, recovery
+    and gates."""
 
     name: str
     order: Any
     placement: Any
     backfill: Backfill | None = None
     preemption: Preemption | None = None
+    recovery: Recovery = Recovery()
+    gates: tuple = ()
+
+    def pieces(self) -> list[Any]:
+        """Every piece, for the run to hand its context to those that take one (`bind`)."""
+        return [self.order, self.placement, *self.gates]
 
 
 def parse_policy(text: str) -> Policy:
@@ -317,12 +346,18 @@ def parse_policy(text: str) -> Policy:
         raise PolicyError(f"{text!r}: an empty piece between '+' signs; remove the extra '+'")
     order = build_piece("order", tokens[0])
     placement = backfill = preemption = None
+    recovery = Recovery()
+    gates = []
     for token in tokens[1:]:
         base, raw = _parse_token(token)
         if base == "backfill":
             backfill = _construct(base, Backfill, raw)
         elif base == "preempt":
             preemption = _construct(base, Preemption, raw)
+        elif base == "recover":
+            recovery = _construct(base, Recovery, raw)
+        elif base in pieces("gate"):
+            gates.append(build_piece("gate", token))
         elif placement is None:
             placement = build_piece("placement", token)
         else:
@@ -331,4 +366,4 @@ def parse_policy(text: str) -> Policy:
         placement = build_piece("placement", "best-fit")
     if preemption is None and getattr(order, "preemptive", False):
         preemption = Preemption()
-    return Policy(text.strip(), order, placement, backfill, preemption)
+    return Policy(text.strip(), order, placement, backfill, preemption, recovery, tuple(gates))

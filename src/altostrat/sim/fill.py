@@ -37,7 +37,6 @@ from altostrat.spec.load import SpecError
 from altostrat.workload.job import Job
 
 STEPS = 20  # curve points per 1.0 of capacity: one every 0.05
-NEVER_FITS = "does not fit the cluster even when it is empty"
 FITS_NOWHERE = "fits nowhere when it arrives (fill mode: pods never leave)"
 
 
@@ -115,9 +114,10 @@ def simulate_fill(
         now = float(k)
         log.append(now, SUBMIT, k)
         arrived += job.gpu_milli_total
-        if not state.can_ever_fit(job):
+        why = state.never_fits(job)
+        if why is not None:
             log.append(now, REJECT, k)
-            reasons[k] = NEVER_FITS
+            reasons[k] = why
         else:
             t0 = clock()
             plan = placement.place(job, state)

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from altostrat.catalog.carbon import DEFAULT_START, CarbonModel
 from altostrat.cluster.build import load_cluster
+from altostrat.engine import PolicyContext
 from altostrat.metrics.compute import compute_metrics
 from altostrat.metrics.series import series
 from altostrat.policy.registry import load_plugin, parse_policy
@@ -79,7 +80,8 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
         if prepare is not None:  # placements that model the target workload (fgd) see the whole trace
             prepare(jobs)
         digest = inputs_digest(jobs, state)
-        result = simulate(jobs, state, policy, until=req.until, warmup=req.warmup, progress=progress)
+        context = PolicyContext(carbon=carbon)
+        result = simulate(jobs, state, policy, until=req.until, warmup=req.warmup, progress=progress, context=context)
     out = {
         "workload": req.workload,
         "cluster": cluster_name,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from altostrat.catalog.power import NodePower, cluster_power
 from altostrat.cluster.state import ClusterState
-from altostrat.engine import PREEMPT, REJECT, START, Decision, Engine
+from altostrat.engine import PREEMPT, REJECT, START, Decision, Engine, PolicyContext
 from altostrat.policy.registry import Policy
 from altostrat.sim.eventlog import FINISH, EventLog, PREEMPT as LOG_PREEMPT, REJECT as LOG_REJECT, START as LOG_START, SUBMIT
 from altostrat.workload.job import Job
@@ -47,9 +47,10 @@ def simulate(
     until: float | None = None,
     warmup: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
+    context: PolicyContext | None = None,
 ) -> SimResult:
     """Replay `jobs` (sorted by submit, numbered) on `state` under `policy`."""
-    engine = Engine(state, policy)
+    engine = Engine(state, policy, context)
     log = EventLog()
     decision_ns = array("q")
     reasons: dict[int, str] = {}

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from pydantic.alias_generators import to_camel
 
 from altostrat.catalog import DEFAULT_RESERVED_DISCOUNT, default_catalog
+from altostrat.catalog.regions import JURISDICTIONS
 from altostrat.resources import MILLI, check_gpu_milli
 
 API_VERSION = "altostrat/v1"
@@ -42,6 +43,7 @@ class PoolShape(NamedTuple):
     memory_gib: float
     region: str | None
     price_hr: float | None  # USD per node-hour under the pool's lifecycle; None without an instance type
+    cloud: str | None
 
 
 class PoolSpec(Model):
@@ -58,12 +60,18 @@ class PoolSpec(Model):
     lifecycle: Literal["on-demand", "spot", "reserved"] = "on-demand"
     reserved_discount: float | None = Field(default=None, ge=0, lt=1,
                                             description=f"off on-demand, for reserved; default {DEFAULT_RESERVED_DISCOUNT}")
+    revocations_per_hour: float | None = Field(default=None, ge=0,
+                                               description="spot only: hazard rate per node; default calibrated per cloud")
+    notice_s: float | None = Field(default=None, ge=0, description="spot only: warning before a revocation; default the cloud's")
     _shape: PoolShape = PrivateAttr()
 
     @model_validator(mode="after")
     def _resolve(self):
         if self.reserved_discount is not None and self.lifecycle != "reserved":
             raise ValueError(f"reservedDiscount applies to lifecycle reserved only (this pool is {self.lifecycle})")
+        for key, value in (("revocationsPerHour", self.revocations_per_hour), ("noticeS", self.notice_s)):
+            if value is not None and self.lifecycle != "spot":
+                raise ValueError(f"{key} applies to lifecycle spot only (this pool is {self.lifecycle})")
         if self.instance_type is None:
             if self.cloud is not None or self.lifecycle != "on-demand":
                 raise ValueError("cloud and lifecycle need an instanceType: the catalog gives the price")
@@ -71,7 +79,7 @@ class PoolSpec(Model):
             if missing:
                 raise ValueError(f"give {' and '.join(missing)}, or an instanceType from the catalog that has them")
             self._shape = PoolShape(self.gpu.model if self.gpu else None, self.gpu.count if self.gpu else 0,
-                                    self.cpu, self.memory_gib, self.region, None)
+                                    self.cpu, self.memory_gib, self.region, None, None)
             return self
         it = default_catalog().get(self.instance_type, self.region, self.cloud)
         given = {
@@ -85,7 +93,7 @@ class PoolSpec(Model):
                 raise ValueError(f"{key} {_show(value)} does not match instance type {it.name} ({_show(catalog[key])}); "
                                  f"leave {key} out to take the catalog's, or name another type")
         self._shape = PoolShape(it.gpu_model, it.gpu_count, float(it.vcpus), it.memory_gib, it.region,
-                                it.price_for(self.lifecycle, self.reserved_discount))
+                                it.price_for(self.lifecycle, self.reserved_discount), it.cloud)
         return self
 
     @property
@@ -132,6 +140,11 @@ class ResourcesSpec(Model):
         return v
 
 
+class DatasetSpec(Model):
+    size_gb: float = Field(gt=0, description="input read at every start")
+    region: str = Field(min_length=1, description="where the data lives; running elsewhere moves it")
+
+
 class JobSpec(Model):
     name: str = Field(min_length=1)
     submit_s: float = Field(default=0, ge=0, description="arrival, seconds from the start of the workload")
@@ -144,6 +157,29 @@ class JobSpec(Model):
     priority: int = 0
     deadline_s: float | None = Field(default=None, ge=0, description="absolute, seconds from the start")
     job_type: str | None = None
+    allowed_regions: list[str] | None = Field(default=None, min_length=1,
+                                              description="regions it may run in (data residency, a hard rule)")
+    jurisdictions: list[str] | None = Field(default=None, min_length=1,
+                                            description="jurisdiction codes it may run in, e.g. EU, US, GB")
+    spot: bool = Field(default=False, description="may run on spot nodes")
+    checkpoint_s: float | None = Field(default=None, gt=0, description="seconds of running between checkpoints")
+    dataset: DatasetSpec | None = None
+
+    @field_validator("jurisdictions")
+    @classmethod
+    def _known_codes(cls, v):
+        if v is not None:
+            bad = [c for c in v if c not in JURISDICTIONS]
+            if bad:
+                raise ValueError(f"unknown jurisdiction {', '.join(bad)}; use codes of {', '.join(sorted(JURISDICTIONS))}")
+        return v
+
+    @property
+    def residency(self) -> frozenset[str] | None:
+        """Regions and jurisdiction codes together, as the engine checks them."""
+        if self.allowed_regions is None and self.jurisdictions is None:
+            return None
+        return frozenset((self.allowed_regions or []) + (self.jurisdictions or []))
 
     @field_validator("speeds")
     @classmethod

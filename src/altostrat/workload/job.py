@@ -28,6 +28,12 @@ class Job:
     priority: int = 0
     deadline: float | None = None  # absolute time on the simulation clock
     job_type: str | None = None
+    # Where it may run: region names and jurisdiction codes (catalog/regions.py); None = anywhere.
+    allowed_regions: frozenset[str] | None = None
+    spot: bool = False  # may run on spot nodes (opt-in, as a toleration of spot nodes' taint)
+    checkpoint_s: float | None = None  # seconds of running between checkpoints; None = never
+    dataset_gb: float = 0.0  # input data read at every start, held in `data_region`
+    data_region: str | None = None
     idx: int = field(default=-1, compare=False)  # position in the workload, set by the loader
 
     @property

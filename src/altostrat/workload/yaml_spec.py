@@ -24,6 +24,11 @@ def job_from_spec(spec: JobSpec) -> Job:
         priority=spec.priority,
         deadline=spec.deadline_s,
         job_type=spec.job_type,
+        allowed_regions=spec.residency,
+        spot=spec.spot,
+        checkpoint_s=spec.checkpoint_s,
+        dataset_gb=spec.dataset.size_gb if spec.dataset else 0.0,
+        data_region=spec.dataset.region if spec.dataset else None,
     )
 
 
