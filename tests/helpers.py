@@ -35,12 +35,15 @@ def check_state(state: ClusterState, engine: Engine | None = None) -> None:
         assert 0 <= node.cpu_free <= node.cpu_milli, node
         assert 0 <= node.mem_free <= node.mem_mib, node
     for model, index in state.models.items():
-        nodes = [n for n in state.nodes if n.gpu_model == model and n.gpus]
+        nodes = [n for n in state.nodes if n.gpu_model == model and n.gpus and n.up]  # down nodes leave the index
         assert index.free_whole == sum(n.free_whole for n in nodes)
         assert index.free_milli == sum(sum(n.gpu_free) for n in nodes)
         for n in nodes:
             assert n.idx in index.by_whole[n.free_whole]
             assert (n.max_free > 0) == (n.idx in index.open)
+        for n in state.nodes:
+            if n.gpu_model == model and not n.up:
+                assert n.idx not in index.open and all(n.idx not in b for b in index.by_whole)
     if engine is not None:
         used_gpu = {n.idx: [0] * n.gpus for n in state.nodes}
         used_cpu = {n.idx: 0 for n in state.nodes}

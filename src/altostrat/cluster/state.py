@@ -41,6 +41,7 @@ class Node:
     up: bool = True  # False while revoked: it offers nothing and costs nothing
     revocations_per_hour: float = 0.0  # spot hazard rate
     notice_s: float = 0.0  # warning a spot revocation gives
+    mean_down_s: float = 0.0  # mean time until a revoked node is back
     gpu_free: list[int] = field(default_factory=list)  # free milli-GPU per device
     cpu_free: int = 0
     mem_free: int = 0

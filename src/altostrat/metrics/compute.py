@@ -5,7 +5,8 @@ the window count toward job metrics; utilizations are time-weighted over the win
 Fractions lie in [0, 1]; a metric that does not apply (no deadlines, one tenant, nothing
 completed, no priced node for cost, no node with a power model for energy or with a grid
 intensity for carbon) is None. Cost and static power count every node for the whole window
-(metrics/energy.py for energy and carbon).
+except while it is revoked (between its node_down and node_up events; metrics/energy.py for
+energy and carbon).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from altostrat.catalog.carbon import CarbonModel
-from altostrat.metrics.energy import J_PER_KWH, carbon_kg, energy_joules
+from altostrat.metrics.energy import J_PER_KWH, carbon_kg, energy_joules, node_level
 from altostrat.sim.eventlog import FINISH, PREEMPT, REJECT, START, SUBMIT
 from altostrat.sim.simulator import SimResult
 
@@ -22,7 +23,7 @@ METRIC_KEYS = (
     "avg_jct_s", "p50_jct_s", "p99_jct_s", "avg_wait_s", "makespan_s",
     "gpu_utilization", "cpu_utilization", "unallocated_gpu_fraction",
     "deadline_violation_rate", "preemptions", "jain_fairness",
-    "decision_p50_us", "decision_p99_us", "cost_usd", "energy_kwh", "carbon_kgco2e",
+    "decision_p50_us", "decision_p99_us", "cost_usd", "energy_kwh", "carbon_kgco2e", "spot_revocations",
 )
 
 
@@ -47,6 +48,19 @@ def jain(values) -> float | None:
     return float(x.sum() ** 2 / (len(x) * np.square(x).sum()))
 
 
+def cost_usd(result: SimResult, t0: float, t1: float) -> float | None:
+    """Σ over nodes of price × seconds up inside the window."""
+    if result.price_per_s is None:
+        return None
+    if t1 <= t0:
+        return 0.0
+    price = np.array([nd.price_per_s or 0.0 for nd in result.nodes], dtype=np.float64)
+    t = np.asarray(result.log.time, dtype=np.float64)
+    times = np.concatenate(([min(t0, t[0]) if len(t) else t0], t))
+    deltas = np.concatenate(([result.price_per_s], node_level(result, price)))
+    return time_weighted(times, deltas, t0, t1)
+
+
 def compute_metrics(result: SimResult, carbon: CarbonModel | None = None) -> dict:
     """`carbon`: the calendar and grid data for carbon_kgco2e (default: static intensities, DEFAULT_START)."""
     log = result.log
@@ -56,6 +70,7 @@ def compute_metrics(result: SimResult, carbon: CarbonModel | None = None) -> dic
     jidx = np.asarray(log.job, dtype=np.int64)
     gpu = np.asarray(log.gpu_milli, dtype=np.int64)
     cpu = np.asarray(log.cpu_milli, dtype=np.int64)
+    node = np.asarray(log.node, dtype=np.int64)
     n = len(jobs)
 
     submit = np.array([j.submit for j in jobs], dtype=np.float64)
@@ -140,8 +155,9 @@ def compute_metrics(result: SimResult, carbon: CarbonModel | None = None) -> dic
         "jain_fairness": fairness,
         "decision_p50_us": _num(np.percentile(lat, 50)) if len(lat) else None,
         "decision_p99_us": _num(np.percentile(lat, 99)) if len(lat) else None,
-        # every node is up for the whole window: no autoscaling yet
-        "cost_usd": None if result.price_per_s is None else result.price_per_s * max(span, 0.0),
+        "cost_usd": cost_usd(result, t0, t1),
         "energy_kwh": None if joules is None else joules / J_PER_KWH,
         "carbon_kgco2e": carbon_kg(result, t0, t1, carbon or CarbonModel()),
+        # jobs stopped by a revocation (their preempt names the revoked node)
+        "spot_revocations": int(((kind == PREEMPT) & (node >= 0) & in_window[jidx]).sum()) if n else 0,
     }

@@ -1,6 +1,7 @@
 """Energy from the event log and the nodes' power models (catalog/power.py), computed once.
 
-Every node is up for the whole metrics window and draws its static watts; a running job
+Every node draws its static watts for the whole metrics window except while it is revoked
+(between its node_down and node_up events); a running job
 adds, from its start to its finish or preemption, its allocated milli-GPUs and milli-vCPUs
 times the watts per milli of its first node (the log records a start's first node only:
 exact when a gang's nodes share GPU model and region, as they do in every built-in cluster).
@@ -13,10 +14,21 @@ import math
 import numpy as np
 
 from altostrat.catalog.carbon import CarbonModel
-from altostrat.sim.eventlog import FINISH, PREEMPT, START
+from altostrat.sim.eventlog import FINISH, NODE_DOWN, NODE_UP, PREEMPT, START
 from altostrat.sim.simulator import SimResult
 
 J_PER_KWH = 3.6e6
+
+
+def node_level(result: SimResult, value: np.ndarray) -> np.ndarray:
+    """Per log event, the change in Σ value over the nodes that are up: a node's value
+    leaves at its node_down and comes back at its node_up."""
+    kind = np.asarray(result.log.kind, dtype=np.int8)
+    node = np.asarray(result.log.node, dtype=np.int64)
+    sign = np.where(kind == NODE_DOWN, -1.0, np.where(kind == NODE_UP, 1.0, 0.0))
+    if not len(value):
+        return np.zeros(len(kind))
+    return sign * value[np.where(sign != 0, node, 0)]
 
 
 def power_steps(result: SimResult) -> dict[str | None, tuple[float, np.ndarray]] | None:
@@ -50,6 +62,10 @@ def power_steps(result: SimResult) -> dict[str | None, tuple[float, np.ndarray]]
     code = {r: i for i, r in enumerate(regions)}
     node_region = np.array([code[p.region] if p else -1 for p in power] + [-1])
     ev_region = node_region[node_of]
+    static_w = np.array([p.static_w if p else 0.0 for p in power])
+    updown = (kind == NODE_DOWN) | (kind == NODE_UP)  # a revoked node stops drawing its static watts
+    ev_region[updown] = node_region[node[updown]]
+    watts = watts + node_level(result, static_w)
     out = {}
     for r, i in code.items():
         static = sum(p.static_w for p, m in zip(power, modeled) if m and p.region == r)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SUBMIT, START, FINISH, PREEMPT, REJECT = range(5)
-KIND_NAMES = ("submit", "start", "finish", "preempt", "reject")
+SUBMIT, START, FINISH, PREEMPT, REJECT, NOTICE, NODE_DOWN, NODE_UP = range(8)
+KIND_NAMES = ("submit", "start", "finish", "preempt", "reject", "notice", "node_down", "node_up")
+NODE_EVENTS = (NOTICE, NODE_DOWN, NODE_UP)  # job is -1, node names the node
 
 
 @dataclass(slots=True)
@@ -19,7 +20,9 @@ class EventLog:
     job: list[int] = field(default_factory=list)  # job index in the workload
     gpu_milli: list[int] = field(default_factory=list)  # GPUs the event allocates or frees
     cpu_milli: list[int] = field(default_factory=list)
-    node: list[int] = field(default_factory=list)  # first node of a start, else -1
+    # first node of a start; the revoked node of a preempt caused by a revocation; the node
+    # of a node event; else -1
+    node: list[int] = field(default_factory=list)
 
     def append(self, time: float, kind: int, job: int, gpu_milli: int = 0, cpu_milli: int = 0, node: int = -1) -> None:
         self.time.append(time)
@@ -37,7 +40,7 @@ class EventLog:
         return {
             "time_s": self.time,
             "event": [KIND_NAMES[k] for k in self.kind],
-            "job": [job_ids[j] for j in self.job],
+            "job": [job_ids[j] if j >= 0 else "" for j in self.job],
             "gpu_milli": self.gpu_milli,
             "cpu_milli": self.cpu_milli,
             "node": self.node,

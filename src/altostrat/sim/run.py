@@ -81,7 +81,8 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
             prepare(jobs)
         digest = inputs_digest(jobs, state)
         context = PolicyContext(carbon=carbon)
-        result = simulate(jobs, state, policy, until=req.until, warmup=req.warmup, progress=progress, context=context)
+        result = simulate(jobs, state, policy, until=req.until, warmup=req.warmup, progress=progress, context=context,
+                          seed=1 if req.seed is None else req.seed)
     out = {
         "workload": req.workload,
         "cluster": cluster_name,
