@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 from sortedcontainers import SortedList
 
-from altostrat.cluster.state import Alloc, ClusterState, Node, allowed_on
+from altostrat.autoscale import nodes_to_boot
+from altostrat.cluster.state import Alloc, ClusterState, Node, allowed_on, is_empty
 from altostrat.policy.registry import Policy
 from altostrat.resources import MILLI
 from altostrat.workload.job import Job
 
-START, PREEMPT, REJECT = "start", "preempt", "reject"
+START, PREEMPT, REJECT, BOOT = "start", "preempt", "reject", "boot"
 REVOKED = "revoked"  # a PREEMPT's reason when the job's spot node was taken back
 
 
@@ -38,9 +39,10 @@ class PolicyContext:
 
 @dataclass(slots=True, frozen=True)
 class Decision:
-    kind: str  # START, PREEMPT or REJECT
+    kind: str  # START, PREEMPT, REJECT, or BOOT (an elastic node, for `job`)
     job: Job
     reason: str = ""
+    node: Node | None = None  # BOOT's node
 
 
 @dataclass(slots=True)
@@ -93,6 +95,12 @@ class Engine:
         self.tenant_jobs: dict[str, int] = {}  # tenant -> its jobs pending or running (FTF's N)
         self.last_run: dict[int, tuple[float, float]] = {}  # preempted job -> (stopped at, seconds it ran)
         self.revocations: dict[int, int] = {}  # job -> times a revocation stopped it
+        # elastic capacity: nodes booting, nodes revoked and not yet back, elastic nodes that
+        # became empty since the driver last asked (it starts their idle timers)
+        self.booting: set[int] = set()
+        self.unavailable: set[int] = set()
+        self.emptied: list[Node] = []
+        self._scaled_at: tuple | None = None  # (state version, pending count) of the last scale-up look
         self._wakeups = 0
         self._cpu_only_pending = 0  # pending jobs that need no GPU (they can backfill a full GPU cluster)
         self._no_room: tuple | None = None  # (job, state version, wake-ups) of the last failed preemption
@@ -125,6 +133,7 @@ class Engine:
         """The cloud takes a spot node back: stop its jobs (they lose work since their last
         checkpoint), take it out of service, and re-place them under the recovery strategy."""
         self.state.take_down(node)
+        self.unavailable.add(node.idx)
         victims = [run for run in self.running.values() if any(idx == node.idx for idx, _ in run.alloc)]
         decisions = []
         for run in victims:
@@ -144,8 +153,25 @@ class Engine:
         self.state.take_down(node)
 
     def node_back(self, node: Node, now: float) -> list[Decision]:
+        """A node comes into service: back from a revocation, or booted by the autoscaler."""
+        self.unavailable.discard(node.idx)
+        self.booting.discard(node.idx)
         self.state.bring_up(node)
+        if node.elastic:
+            self.emptied.append(node)  # booted for a job that may have started elsewhere meanwhile
         return self.schedule(now)
+
+    def node_available(self, node: Node, now: float) -> list[Decision]:
+        """A revoked elastic node may be booted again (it stays down until needed)."""
+        self.unavailable.discard(node.idx)
+        return self.schedule(now)
+
+    def scale_down(self, node: Node) -> bool:
+        """Release an empty elastic node; False (and nothing done) if it is busy or booting."""
+        if not node.up or node.idx in self.booting or not is_empty(node):
+            return False
+        self.state.take_down(node)
+        return True
 
     def next_wakeup(self, now: float) -> float | None:
         """When the order's keys next change on their own, or a gate asked to look again
@@ -186,6 +212,23 @@ class Engine:
     def schedule(self, now: float) -> list[Decision]:
         if not self.pending:
             return []
+        decisions = self._pass(now)
+        if self.state.elastic and self.pending:
+            decisions += self._scale_up(now)
+        return decisions
+
+    def _scale_up(self, now: float) -> list[Decision]:
+        look = (self.state.version, len(self.pending), len(self.booting), len(self.unavailable))
+        if look == self._scaled_at:
+            return []  # nothing changed that could change the estimate
+        self._scaled_at = look
+        boots = []
+        for node, job in nodes_to_boot(self, now):
+            self.booting.add(node.idx)
+            boots.append(Decision(BOOT, job, node=node))
+        return boots
+
+    def _pass(self, now: float) -> list[Decision]:
         decisions: list[Decision] = []
         started: list[Job] = []
         backfill = self.policy.backfill
@@ -349,6 +392,7 @@ class Engine:
         del self.running[job.idx]
         if lost:
             self.state.release(job, run.alloc)
+        self._note_empty(run)
         self._account(run, now, -1)
         ran = max(0.0, now - run.start - run.overhead)
         self.attained[job.idx] = self.attained.get(job.idx, 0.0) + ran * job.gpus
@@ -381,8 +425,14 @@ class Engine:
         for hook in self._on_started:
             hook(job, run, self, now)
 
+    def _note_empty(self, run: Run) -> None:
+        if self.state.elastic:
+            nodes = self.state.nodes
+            self.emptied.extend(nodes[i] for i in {i for i, _ in run.alloc} if nodes[i].elastic and is_empty(nodes[i]))
+
     def _stop(self, run: Run, now: float) -> None:
         self.state.release(run.job, run.alloc)
+        self._note_empty(run)
         self._account(run, now, -1)
         self.attained[run.job.idx] = (
             self.attained.get(run.job.idx, 0.0) + max(0.0, now - run.start - run.overhead) * run.job.gpus

@@ -38,7 +38,9 @@ def nodes_from_doc(doc: ClusterDoc) -> list[Node]:
         price_per_s = None if shape.price_hr is None else shape.price_hr / 3600.0
         spot = pool.lifecycle == "spot"
         hazard = spot_hazard(shape.cloud, pool.revocations_per_hour, pool.notice_s) if spot else (0.0, 0.0)
+        scale = pool.autoscale
         for i in range(pool.nodes):
+            elastic = scale is not None and i >= scale.min_nodes
             nodes.append(
                 Node(
                     idx=len(nodes),
@@ -56,6 +58,10 @@ def nodes_from_doc(doc: ClusterDoc) -> list[Node]:
                     jurisdiction=jurisdiction(shape.region),
                     revocations_per_hour=hazard[0],
                     notice_s=hazard[1],
+                    elastic=elastic,
+                    up=not elastic,
+                    boot_s=scale.boot_s if elastic else 0.0,
+                    idle_s=scale.idle_s if elastic else 0.0,
                 )
             )
     return nodes

@@ -42,6 +42,9 @@ class Node:
     revocations_per_hour: float = 0.0  # spot hazard rate
     notice_s: float = 0.0  # warning a spot revocation gives
     mean_down_s: float = 0.0  # mean time until a revoked node is back
+    elastic: bool = False  # above its pool's floor: up only while the autoscaler needs it
+    boot_s: float = 0.0  # elastic: seconds from request to usable
+    idle_s: float = 0.0  # elastic: seconds empty before it is released
     gpu_free: list[int] = field(default_factory=list)  # free milli-GPU per device
     cpu_free: int = 0
     mem_free: int = 0
@@ -69,6 +72,23 @@ def allowed_on(node: Node, job: Job) -> bool:
         return False
     regions = job.allowed_regions
     return regions is None or node.region in regions or node.jurisdiction in regions
+
+
+def empty_room(gpus: int, cpu_milli: int, mem_mib: int, job: Job) -> int:
+    """How many of the job's tasks fit in that much free capacity (whole GPUs, or shares of them)."""
+    n = job.tasks
+    if job.cpu_milli:
+        n = min(n, cpu_milli // job.cpu_milli)
+    if job.mem_mib:
+        n = min(n, mem_mib // job.mem_mib)
+    if job.gpu_milli:
+        per_gpu = MILLI // job.gpu_milli if job.gpu_milli < MILLI else 0
+        n = min(n, gpus * per_gpu if per_gpu else gpus // (job.gpu_milli // MILLI))
+    return n
+
+
+def is_empty(node: Node) -> bool:
+    return node.cpu_free == node.cpu_milli and node.mem_free == node.mem_mib and all(f == MILLI for f in node.gpu_free)
 
 
 class ModelIndex:
@@ -158,6 +178,7 @@ class ClusterState:
         self.price_per_s = sum(priced) if priced else None  # the whole cluster, USD per second
         self.gpu_allocated_milli = 0
         self.cpu_allocated_milli = 0
+        self.elastic = any(n.elastic for n in nodes)
         self._room_cache: dict[tuple, str | None] = {}
         # job idx -> extra rule a node must pass (recovery after a revocation keeps a job off
         # its old pool or region); empty for nearly every run, so `room` pays one truth test
@@ -175,14 +196,15 @@ class ClusterState:
         for index in self.models.values():
             index.by_whole = [SortedList() for _ in range(index.max_gpus + 1)]
         for node in nodes:
-            self._index(node)
+            if node.up:
+                self._index(node)
 
     # -- indexing ---------------------------------------------------------------------
     @property
     def by_cpu(self) -> SortedList:
         """Nodes by free CPU, for CPU-only requests; GPU-only workloads never pay for it."""
         if self._by_cpu is None:
-            self._by_cpu = SortedList((n.cpu_free, n.idx) for n in self.nodes)
+            self._by_cpu = SortedList((n.cpu_free, n.idx) for n in self.nodes if n.up)
         return self._by_cpu
 
     def _index(self, node: Node) -> None:
@@ -260,14 +282,7 @@ class ClusterState:
         for node in nodes:
             if models is not None and node.gpu_model not in models:
                 continue
-            n = job.tasks
-            if job.cpu_milli:
-                n = min(n, node.cpu_milli // job.cpu_milli)
-            if job.mem_mib:
-                n = min(n, node.mem_mib // job.mem_mib)
-            if job.gpu_milli:
-                per_gpu = MILLI // job.gpu_milli if job.gpu_milli < MILLI else 0
-                n = min(n, node.gpus * per_gpu if per_gpu else node.gpus // (job.gpu_milli // MILLI))
+            n = empty_room(node.gpus, node.cpu_milli, node.mem_mib, job)
             key = node.gpu_model if job.gpu_milli else None
             per_model[key] = per_model.get(key, 0) + n
             if per_model[key] >= job.tasks:

@@ -4,9 +4,9 @@ The window is [warmup or first submit, until or last event]. Only jobs submitted
 the window count toward job metrics; utilizations are time-weighted over the window.
 Fractions lie in [0, 1]; a metric that does not apply (no deadlines, one tenant, nothing
 completed, no priced node for cost, no node with a power model for energy or with a grid
-intensity for carbon) is None. Cost and static power count every node for the whole window
-except while it is revoked (between its node_down and node_up events; metrics/energy.py for
-energy and carbon).
+intensity for carbon) is None. Cost and static power count every node while it is up: the
+whole window, except a spot node while revoked and an elastic node while scaled down (from a
+node_down to a node_up event; metrics/energy.py for energy and carbon).
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def cost_usd(result: SimResult, t0: float, t1: float) -> float | None:
     price = np.array([nd.price_per_s or 0.0 for nd in result.nodes], dtype=np.float64)
     t = np.asarray(result.log.time, dtype=np.float64)
     times = np.concatenate(([min(t0, t[0]) if len(t) else t0], t))
-    deltas = np.concatenate(([result.price_per_s], node_level(result, price)))
+    up = np.asarray(result.up_at_start, dtype=bool) if result.up_at_start else np.ones(len(price), dtype=bool)
+    deltas = np.concatenate(([price[up].sum()], node_level(result, price)))
     return time_weighted(times, deltas, t0, t1)
 
 

@@ -1,7 +1,8 @@
 """Energy from the event log and the nodes' power models (catalog/power.py), computed once.
 
-Every node draws its static watts for the whole metrics window except while it is revoked
-(between its node_down and node_up events); a running job
+Every node draws its static watts while it is up: the whole metrics window, except a spot
+node while revoked and an elastic node while scaled down (from a node_down to a node_up
+event; elastic nodes start down); a running job
 adds, from its start to its finish or preemption, its allocated milli-GPUs and milli-vCPUs
 times the watts per milli of its first node (the log records a start's first node only:
 exact when a gang's nodes share GPU model and region, as they do in every built-in cluster).
@@ -67,8 +68,9 @@ def power_steps(result: SimResult) -> dict[str | None, tuple[float, np.ndarray]]
     ev_region[updown] = node_region[node[updown]]
     watts = watts + node_level(result, static_w)
     out = {}
+    up = result.up_at_start or (True,) * len(power)
     for r, i in code.items():
-        static = sum(p.static_w for p, m in zip(power, modeled) if m and p.region == r)
+        static = sum(p.static_w for p, m, u in zip(power, modeled, up) if m and u and p.region == r)
         out[r] = (static, np.where(ev_region == i, watts, 0.0))
     return out
 

@@ -2,9 +2,10 @@
 
 Time jumps from event to event: arrivals (read in submit order, never all pushed on the
 heap), completions (pushed when a job starts, dropped if it was preempted meanwhile),
-wake-ups (only when a policy piece asks for one) and, for spot nodes, revocation notices,
-revocations and returns drawn from a seeded hazard model. Its cost grows with events, not
-with simulated time.
+wake-ups (only when a policy piece asks for one), for spot nodes revocation notices,
+revocations and returns drawn from a seeded hazard model, and for elastic nodes the end of a
+boot and the idle timer that releases them. Its cost grows with events, not with simulated
+time.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from dataclasses import dataclass
 
 from altostrat.catalog.power import NodePower, cluster_power
 from altostrat.cluster.state import ClusterState, Node
-from altostrat.engine import PREEMPT, REJECT, REVOKED, START, Decision, Engine, PolicyContext
+from altostrat.engine import BOOT, PREEMPT, REJECT, REVOKED, START, Decision, Engine, PolicyContext
 from altostrat.policy.registry import Policy
 from altostrat.sim.eventlog import (FINISH, NODE_DOWN, NODE_UP, NOTICE, SUBMIT, EventLog, PREEMPT as LOG_PREEMPT,
                                     REJECT as LOG_REJECT, START as LOG_START)
 from altostrat.workload.job import Job
 
 # heap event kinds, in the order they apply at equal times
-_FINISH, _WAKE, _NOTICE, _REVOKE, _RESTORE = range(5)
+_FINISH, _WAKE, _NOTICE, _REVOKE, _RESTORE, _BOOTED, _IDLE = range(7)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class SimResult:
     power: tuple[NodePower | None, ...] = ()  # per node index, for energy and carbon (None: no power model)
     nodes: tuple[Node, ...] = ()  # the cluster's nodes, for per-node prices and regions
     revocations: dict[int, int] | None = None  # job idx -> times a spot revocation stopped it
+    up_at_start: tuple[bool, ...] = ()  # per node: in service at time 0 (elastic nodes start down)
 
 
 def simulate(
@@ -58,6 +60,7 @@ def simulate(
 ) -> SimResult:
     """Replay `jobs` (sorted by submit, numbered) on `state` under `policy`; `seed` drives
     the spot hazard model."""
+    up_at_start = tuple(nd.up for nd in state.nodes)
     engine = Engine(state, policy, context)
     log = EventLog()
     decision_ns = array("q")
@@ -78,14 +81,20 @@ def simulate(
         seq += 1
         heapq.heappush(heap, (when, kind, seq, job, payload))
 
+    # a node's hazard events carry its generation, which moves on whenever it goes down:
+    # a scaled-down node's pending revocation is void
+    gen = [0] * len(state.nodes)
+    empty_since: dict[int, float] = {}
+
     def next_revocation(node: Node, now: float) -> None:
         """Draw the node's next revocation (Poisson while up) and its notice."""
-        at = now + rng.expovariate(node.revocations_per_hour / 3600.0)
-        push(max(now, at - node.notice_s), _NOTICE, None, node)
-        push(at, _REVOKE, None, node)
+        if node.revocations_per_hour > 0:
+            at = now + rng.expovariate(node.revocations_per_hour / 3600.0)
+            push(max(now, at - node.notice_s), _NOTICE, gen[node.idx], node)
+            push(at, _REVOKE, gen[node.idx], node)
 
     for node in state.nodes:
-        if node.revocations_per_hour > 0:
+        if node.up:
             next_revocation(node, 0.0)
 
     def apply(decisions: list[Decision], now: float, revoked: int = -1) -> None:
@@ -101,13 +110,42 @@ def simulate(
             elif d.kind is REJECT:
                 log.append(now, LOG_REJECT, job.idx)
                 reasons[job.idx] = d.reason
+            elif d.kind is BOOT:
+                log.append(now, NODE_UP, -1, node=d.node.idx)  # billed from the request
+                push(now + d.node.boot_s, _BOOTED, gen[d.node.idx], d.node)
 
     def idle() -> bool:
         """Nothing left that a node event could help: no arrivals, nothing running, and
-        nothing pending, or pending with every node up and no wake-up due (a revocation
-        frees nothing)."""
+        nothing pending, or pending with no wake-up due and no node booting or coming back
+        (a revocation or an idle timer frees nothing)."""
         return i >= n and not engine.running and (
-            not engine.pending or (next_wake is None and all(nd.up for nd in state.nodes)))
+            not engine.pending or (next_wake is None and not engine.unavailable and not engine.booting))
+
+    def node_event(kind: int, node: Node, now: float) -> list[Decision]:
+        idx = node.idx
+        if kind == _NOTICE:
+            log.append(now, NOTICE, -1, node=idx)
+            engine.cordon(node)
+            return []
+        if kind == _REVOKE:
+            log.append(now, NODE_DOWN, -1, node=idx)
+            gen[idx] += 1
+            decisions = engine.revoke(node, now)
+            push(now + (rng.expovariate(1.0 / node.mean_down_s) if node.mean_down_s > 0 else 0.0), _RESTORE, None, node)
+            return decisions
+        if kind == _RESTORE:
+            if node.elastic:  # bootable again; it stays down until needed
+                return engine.node_available(node, now)
+            log.append(now, NODE_UP, -1, node=idx)
+            next_revocation(node, now)
+            return engine.node_back(node, now)
+        if kind == _BOOTED:
+            next_revocation(node, now)
+            return engine.node_back(node, now)
+        if now - empty_since.get(idx, now) >= node.idle_s and engine.scale_down(node):  # _IDLE
+            log.append(now, NODE_DOWN, -1, node=idx)
+            gen[idx] += 1
+        return []
 
     while True:
         t_arrival = jobs[i].submit if i < n else float("inf")
@@ -119,23 +157,11 @@ def simulate(
             if kind >= _NOTICE:
                 if idle():
                     break
-                node = run
-                if kind == _NOTICE:
-                    log.append(now, NOTICE, -1, node=node.idx)
-                    engine.cordon(node)
-                    continue
-                if kind == _REVOKE:
-                    log.append(now, NODE_DOWN, -1, node=node.idx)
-                    revoked = node.idx
-                    t0 = clock()
-                    decisions = engine.revoke(node, now)
-                    push(now + (rng.expovariate(1.0 / node.mean_down_s) if node.mean_down_s > 0 else 0.0),
-                         _RESTORE, None, node)
-                else:
-                    log.append(now, NODE_UP, -1, node=node.idx)
-                    t0 = clock()
-                    decisions = engine.node_back(node, now)
-                    next_revocation(node, now)
+                if job is not None and job != gen[run.idx]:
+                    continue  # a hazard event of a node that has gone down since
+                revoked = run.idx if kind == _REVOKE else -1
+                t0 = clock()
+                decisions = node_event(kind, run, now)
             elif kind == _FINISH:
                 if engine.running.get(job.idx) is not run:
                     continue  # stale: the job was preempted after this was pushed
@@ -162,6 +188,11 @@ def simulate(
         if decisions:
             decision_ns.append(clock() - t0)
             apply(decisions, now, revoked)
+        if engine.emptied:
+            for node in engine.emptied:
+                empty_since[node.idx] = now
+                push(now + node.idle_s, _IDLE, None, node)
+            engine.emptied.clear()
         events += 1
         if engine.pending:
             wake = engine.next_wakeup(now)
@@ -186,5 +217,6 @@ def simulate(
         price_per_s=state.price_per_s,
         power=cluster_power(state.nodes),
         nodes=tuple(state.nodes),
+        up_at_start=up_at_start,
         revocations=engine.revocations,
     )

@@ -46,6 +46,17 @@ class PoolShape(NamedTuple):
     cloud: str | None
 
 
+class AutoscaleSpec(Model):
+    """Nodes beyond `minNodes` are up only while needed: booted for jobs that fit nowhere else,
+    released after `idleS` seconds empty. The pool's `nodes` is its maximum."""
+
+    min_nodes: int = Field(default=0, ge=0, description="nodes always up (the pool's floor)")
+    # GPU VMs take minutes from request to a usable node (image, drivers); 3 min is our assumption
+    boot_s: float = Field(default=180.0, ge=0, description="seconds from request to a usable node; billed")
+    # Kubernetes cluster-autoscaler's default --scale-down-unneeded-time is 10 minutes
+    idle_s: float = Field(default=600.0, ge=0, description="seconds a node stays empty before it is released")
+
+
 class PoolSpec(Model):
     name: str = Field(min_length=1)
     nodes: int = Field(ge=1, le=100_000, description="number of nodes")
@@ -63,12 +74,15 @@ class PoolSpec(Model):
     revocations_per_hour: float | None = Field(default=None, ge=0,
                                                description="spot only: hazard rate per node; default calibrated per cloud")
     notice_s: float | None = Field(default=None, ge=0, description="spot only: warning before a revocation; default the cloud's")
+    autoscale: AutoscaleSpec | None = None
     _shape: PoolShape = PrivateAttr()
 
     @model_validator(mode="after")
     def _resolve(self):
         if self.reserved_discount is not None and self.lifecycle != "reserved":
             raise ValueError(f"reservedDiscount applies to lifecycle reserved only (this pool is {self.lifecycle})")
+        if self.autoscale is not None and self.autoscale.min_nodes > self.nodes:
+            raise ValueError(f"autoscale.minNodes {self.autoscale.min_nodes} exceeds nodes {self.nodes} (the maximum)")
         for key, value in (("revocationsPerHour", self.revocations_per_hour), ("noticeS", self.notice_s)):
             if value is not None and self.lifecycle != "spot":
                 raise ValueError(f"{key} applies to lifecycle spot only (this pool is {self.lifecycle})")
