@@ -282,6 +282,39 @@ def catalog_list(
         out.print(f"{reason}: {n:,} rows")
 
 
+@catalog_app.command("spot-history")
+def catalog_spot_history(
+    directory: Annotated[Path, typer.Argument(help="a folder with aws/ and/or azure/, laid out as prices/spot-history-2020")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the series as one JSON object")] = False,
+) -> None:
+    """Spot price series per cloud, instance type and region: records, span, min/mean/max USD/hour."""
+    from datetime import datetime, timezone
+
+    from altostrat.catalog.spot_history import load_spot_history
+
+    try:
+        history = load_spot_history(directory)
+    except USER_ERRORS as exc:
+        fail(exc)
+    rows = []
+    for (cloud, instance, region), series in history.items():
+        low, mean, high = series.summary()
+        span = [datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z") for t in (series.start, series.end)]
+        rows.append({"cloud": cloud, "instance_type": instance, "region": region, "records": series.records,
+                     "start": span[0], "end": span[1], "min_usd_hr": low, "mean_usd_hr": mean, "max_usd_hr": high})
+    if as_json:
+        print(dumps({"directory": str(directory), "series": rows}))
+        return
+    table = Table(title=f"spot price history {directory}: {len(rows)} series",
+                  caption="USD per hour; a region's price is its cheapest zone's; mean weighted by time over the span")
+    for col in ("cloud", "instance type", "region", "records", "from", "to", "min", "mean", "max"):
+        table.add_column(col, justify="right" if col in ("records", "min", "mean", "max") else "left")
+    for r in rows:
+        table.add_row(r["cloud"], r["instance_type"], r["region"], f"{r['records']:,}", r["start"][:16], r["end"][:16],
+                      *(f"{r[k]:.4f}" for k in ("min_usd_hr", "mean_usd_hr", "max_usd_hr")))
+    out.print(table)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

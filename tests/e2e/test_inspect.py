@@ -1,6 +1,7 @@
 """`altostrat workloads inspect` as a user runs it, and the statistics behind it."""
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -18,7 +19,9 @@ MAPPING = "submit=t,duration=d,gpus=g,tenant=team"
 
 
 def inspect(*args, check=True):
-    return subprocess.run([*ALTOSTRAT, *args], capture_output=True, text=True, check=check, timeout=120)
+    # a wide console: the table's title holds the temporary path, whose length varies
+    env = {**os.environ, "COLUMNS": "250"}
+    return subprocess.run([*ALTOSTRAT, *args], capture_output=True, text=True, check=check, timeout=120, env=env)
 
 
 def test_inspect_json_on_a_small_trace_with_a_skipped_row(tmp_path):

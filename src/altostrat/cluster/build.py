@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from altostrat.catalog.regions import jurisdiction
-from altostrat.catalog.spot import spot_hazard
+from altostrat.catalog.spot import SpotHazard, spot_hazard
 from altostrat.cluster.state import ClusterState, Node
 from altostrat.resources import MILLI
 from altostrat.spec.load import SpecError, load_one
@@ -21,6 +21,8 @@ class ClusterSource:
 
 
 CLUSTER_SOURCES: dict[str, ClusterSource] = {}
+
+NO_HAZARD = SpotHazard(0.0, 0.0, 0.0)  # on-demand and reserved nodes are never revoked
 
 
 def cluster_source(name: str, summary: str):
@@ -37,7 +39,7 @@ def nodes_from_doc(doc: ClusterDoc) -> list[Node]:
         shape = pool.shape
         price_per_s = None if shape.price_hr is None else shape.price_hr / 3600.0
         spot = pool.lifecycle == "spot"
-        hazard = spot_hazard(shape.cloud, pool.revocations_per_hour, pool.notice_s) if spot else (0.0, 0.0)
+        hazard = spot_hazard(shape.cloud, pool.revocations_per_hour, pool.notice_s) if spot else NO_HAZARD
         scale = pool.autoscale
         for i in range(pool.nodes):
             elastic = scale is not None and i >= scale.min_nodes
@@ -56,8 +58,9 @@ def nodes_from_doc(doc: ClusterDoc) -> list[Node]:
                     cloud=shape.cloud,
                     spot=spot,
                     jurisdiction=jurisdiction(shape.region),
-                    revocations_per_hour=hazard[0],
-                    notice_s=hazard[1],
+                    revocations_per_hour=hazard.per_hour,
+                    notice_s=hazard.notice_s,
+                    mean_down_s=hazard.mean_down_s,
                     elastic=elastic,
                     up=not elastic,
                     boot_s=scale.boot_s if elastic else 0.0,
