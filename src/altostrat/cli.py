@@ -15,6 +15,7 @@ from rich.table import Table
 
 from altostrat.catalog import CatalogError
 from altostrat.catalog.carbon import DEFAULT_START, CarbonModel
+from altostrat.catalog.network import DEFAULT_BANDWIDTH_GBPS
 from altostrat.compare import aggregate_seeds
 from altostrat.policy.registry import PolicyError, split_top
 from altostrat.report.html import SUMMARY_COLUMNS, fmt, write_report
@@ -42,6 +43,13 @@ PluginOpt = Annotated[Optional[list[str]], typer.Option("--plugin", help="module
 StartOpt = Annotated[str, typer.Option(help="the UTC date-time trace time 0 maps to, for hourly carbon")]
 CarbonDataOpt = Annotated[Optional[str], typer.Option(
     "--carbon-data", help="folder of Electricity Maps *_hourly.csv files; default: static intensity per region")]
+NetworkDataOpt = Annotated[Optional[str], typer.Option(
+    "--network-data", help="folder of <cloud>_transmission_cost_matrix.csv egress prices; default: embedded per-cloud table")]
+BandwidthOpt = Annotated[float, typer.Option("--bandwidth-gbps", help="Gbit/s a job's dataset moves at")]
+CompressionOpt = Annotated[Optional[str], typer.Option(
+    help="RATIO:CPU_S_PER_GB: datasets may move compressed RATIO times, costing CPU_S_PER_GB seconds per GB")]
+TimeValueOpt = Annotated[float, typer.Option(
+    "--transfer-time-value", help="USD an hour of waiting for data is worth when choosing how to move it")]
 ArrivalsOpt = Annotated[Optional[str], typer.Option(
     help="fill:F = the FGD paper's fill experiment: pods topped up to F x GPU capacity arrive one by one, never leave")]
 
@@ -66,12 +74,17 @@ def simulate(
     arrivals: ArrivalsOpt = None,
     start: StartOpt = DEFAULT_START,
     carbon_data: CarbonDataOpt = None,
+    network_data: NetworkDataOpt = None,
+    bandwidth_gbps: BandwidthOpt = DEFAULT_BANDWIDTH_GBPS,
+    compression: CompressionOpt = None,
+    transfer_time_value: TimeValueOpt = 0.0,
 ) -> None:
     """Replay a workload on a cluster under one policy and report its metrics."""
     if events is not None and events.suffix not in (".parquet", ".csv"):
         fail(ValueError(f"--events {events}: name a .parquet or .csv file"))
     req = RunRequest(workload, cluster, policy, seed, until, warmup, skip_invalid, tuple(plugin or ()), arrivals,
-                     start, carbon_data)
+                     start, carbon_data, network_data=network_data, bandwidth_gbps=bandwidth_gbps,
+                     compression=compression, transfer_time_value=transfer_time_value)
     try:
         if sys.stderr.isatty() and not as_json:
             with _progress() as bar:
@@ -128,6 +141,10 @@ def compare(
     arrivals: ArrivalsOpt = None,
     start: StartOpt = DEFAULT_START,
     carbon_data: CarbonDataOpt = None,
+    network_data: NetworkDataOpt = None,
+    bandwidth_gbps: BandwidthOpt = DEFAULT_BANDWIDTH_GBPS,
+    compression: CompressionOpt = None,
+    transfer_time_value: TimeValueOpt = 0.0,
 ) -> None:
     """Run several policies on the same workload and cluster; write results.json and report.html."""
     names = [p for p in split_top(policies, ",") if p]
@@ -137,7 +154,8 @@ def compare(
     seed_list = [base_seed + k for k in range(seeds)] if (seeds > 1 or seed is not None) else [None]
     requests = [
         RunRequest(workload, cluster, name, s, until, warmup, skip_invalid, tuple(plugin or ()), arrivals, start,
-                   carbon_data)
+                   carbon_data, network_data=network_data, bandwidth_gbps=bandwidth_gbps, compression=compression,
+                   transfer_time_value=transfer_time_value)
         for name in names for s in seed_list
     ]
     try:  # validate every input once, in this process, before spending workers on them
@@ -152,6 +170,7 @@ def compare(
 
             parse_arrivals(arrivals)
         CarbonModel(start, carbon_data).check()
+        requests[0].network()
     except USER_ERRORS as exc:
         fail(exc)
     results: list[tuple[dict, dict]] = [None] * len(requests)  # type: ignore[list-item]

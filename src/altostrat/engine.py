@@ -30,11 +30,13 @@ class PolicyContext:
 
     `carbon` is a catalog.carbon.CarbonModel (its `start` maps time 0 to a date-time);
     `transfer_s(job, node)` is the seconds a start on `node` first spends moving the job's
-    data there (None: data never moves).
+    data there (None: data never moves); `egress_usd(job, node)` what that move costs
+    (catalog/network.py), for placements that weigh it.
     """
 
     carbon: object | None = None
     transfer_s: Callable[[Job, Node], float] | None = None
+    egress_usd: Callable[[Job, Node], float] | None = None
 
 
 @dataclass(slots=True, frozen=True)

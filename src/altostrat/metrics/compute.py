@@ -6,7 +6,9 @@ Fractions lie in [0, 1]; a metric that does not apply (no deadlines, one tenant,
 completed, no priced node for cost, no node with a power model for energy or with a grid
 intensity for carbon) is None. Cost and static power count every node while it is up: the
 whole window, except a spot node while revoked and an elastic node while scaled down (from a
-node_down to a node_up event; metrics/energy.py for energy and carbon).
+node_down to a node_up event; metrics/energy.py for energy and carbon). Egress counts every
+start inside the window of a job whose dataset lives outside the start's region: each
+attempt moves the data again.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from altostrat.catalog.carbon import CarbonModel
+from altostrat.catalog.network import NetworkModel
 from altostrat.metrics.energy import J_PER_KWH, carbon_kg, energy_joules, node_level
 from altostrat.sim.eventlog import FINISH, PREEMPT, REJECT, START, SUBMIT
 from altostrat.sim.simulator import SimResult
@@ -24,6 +27,7 @@ METRIC_KEYS = (
     "gpu_utilization", "cpu_utilization", "unallocated_gpu_fraction",
     "deadline_violation_rate", "preemptions", "jain_fairness",
     "decision_p50_us", "decision_p99_us", "cost_usd", "energy_kwh", "carbon_kgco2e", "spot_revocations",
+    "egress_gb", "egress_usd",
 )
 
 
@@ -62,8 +66,24 @@ def cost_usd(result: SimResult, t0: float, t1: float) -> float | None:
     return time_weighted(times, deltas, t0, t1)
 
 
-def compute_metrics(result: SimResult, carbon: CarbonModel | None = None) -> dict:
-    """`carbon`: the calendar and grid data for carbon_kgco2e (default: static intensities, DEFAULT_START)."""
+def egress(result: SimResult, t0: float, t1: float, network: NetworkModel) -> tuple[float, float]:
+    """(GB over the wire, USD) of the data moves of the starts in [t0, t1], as the run planned them."""
+    jobs, nodes, log = result.jobs, result.nodes, result.log
+    gb = usd = 0.0
+    if not nodes or not any(j.dataset_gb for j in jobs):
+        return gb, usd
+    for time, kind, j, node in zip(log.time, log.kind, log.job, log.node):
+        if kind == START and t0 <= time <= t1 and jobs[j].dataset_gb:
+            move = network.plan_transfer(jobs[j], nodes[node])
+            if move is not None:
+                gb += move.gb_moved
+                usd += move.usd
+    return gb, usd
+
+
+def compute_metrics(result: SimResult, carbon: CarbonModel | None = None, network: NetworkModel | None = None) -> dict:
+    """`carbon`: the calendar and grid data for carbon_kgco2e (default: static intensities, DEFAULT_START);
+    `network`: the transfer model of egress_gb and egress_usd (default: the embedded prices, 10 Gbit/s)."""
     log = result.log
     jobs = result.jobs
     t = np.asarray(log.time, dtype=np.float64)
@@ -137,6 +157,7 @@ def compute_metrics(result: SimResult, carbon: CarbonModel | None = None) -> dic
     fairness = jain([np.mean(v) for v in tenants.values()]) if len(tenants) >= 2 else None
 
     joules = energy_joules(result, t0, t1)
+    egress_gb, egress_usd = egress(result, t0, t1, network or NetworkModel())
     lat = np.asarray(result.decision_ns, dtype=np.float64) / 1000.0
     return {
         "jobs_submitted": int(counted.sum()),
@@ -161,4 +182,6 @@ def compute_metrics(result: SimResult, carbon: CarbonModel | None = None) -> dic
         "carbon_kgco2e": carbon_kg(result, t0, t1, carbon or CarbonModel()),
         # jobs stopped by a revocation (their preempt names the revoked node)
         "spot_revocations": int(((kind == PREEMPT) & (node >= 0) & in_window[jidx]).sum()) if n else 0,
+        "egress_gb": egress_gb,
+        "egress_usd": egress_usd,
     }

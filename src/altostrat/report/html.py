@@ -14,6 +14,7 @@ SUMMARY_COLUMNS = (
     ("deadline_violation_rate", "deadline misses"), ("preemptions", "preemptions"), ("jain_fairness", "Jain"),
     ("jobs_completed", "completed"), ("jobs_unschedulable", "unschedulable"), ("jobs_unfinished", "unfinished"),
     ("cost_usd", "cost (USD)"), ("energy_kwh", "energy (kWh)"), ("carbon_kgco2e", "carbon (kgCO2e)"),
+    ("egress_usd", "egress (USD)"),
 )
 
 

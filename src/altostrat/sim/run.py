@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from altostrat.catalog.carbon import DEFAULT_START, CarbonModel
+from altostrat.catalog.network import DEFAULT_BANDWIDTH_GBPS, NetworkModel
 from altostrat.cluster.build import load_cluster
 from altostrat.engine import PolicyContext
 from altostrat.metrics.compute import compute_metrics
@@ -33,10 +34,13 @@ def inputs_digest(jobs, state) -> str:
     h = hashlib.sha256()
     for j in jobs:
         h.update(repr((j.id, j.submit, j.duration, j.tasks, j.gpu_milli, j.cpu_milli, j.mem_mib, j.gpu_models,
-                       sorted(j.speeds.items()) if j.speeds else None, j.tenant, j.priority, j.deadline)).encode())
+                       sorted(j.speeds.items()) if j.speeds else None, j.tenant, j.priority, j.deadline,
+                       sorted(j.allowed_regions) if j.allowed_regions else None, j.spot, j.checkpoint_s,
+                       j.dataset_gb, j.data_region)).encode())
     for nd in state.nodes:
         h.update(repr((nd.name, nd.pool, nd.gpu_model, nd.gpus, nd.cpu_milli, nd.mem_mib, nd.region, nd.tier,
-                       nd.price_per_s)).encode())
+                       nd.price_per_s, nd.cloud, nd.spot, nd.revocations_per_hour, nd.notice_s, nd.mean_down_s,
+                       nd.elastic, nd.up, nd.boot_s, nd.idle_s)).encode())
     return h.hexdigest()
 
 
@@ -53,6 +57,14 @@ class RunRequest:
     arrivals: str | None = None  # "fill:F": the FGD paper's fill experiment (sim/fill.py)
     start: str = DEFAULT_START  # the date-time trace time 0 maps to, for hourly carbon
     carbon_data: str | None = None  # a folder of Electricity Maps hourly files
+    network_data: str | None = None  # a folder of *_transmission_cost_matrix.csv; None: embedded prices
+    bandwidth_gbps: float = DEFAULT_BANDWIDTH_GBPS  # per job's data transfer
+    compression: str | None = None  # "RATIO:CPU_S_PER_GB"
+    transfer_time_value: float = 0.0  # USD per hour of waiting for data, against egress dollars
+
+    def network(self) -> NetworkModel:
+        return NetworkModel.from_options(self.network_data, self.bandwidth_gbps, self.compression,
+                                         self.transfer_time_value)
 
 
 def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> tuple[dict, SimResult]:
@@ -62,9 +74,11 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
     policy = parse_policy(req.policy)
     carbon = CarbonModel(req.start, req.carbon_data)
     carbon.check()  # a bad --start or --carbon-data fails before the run, not after it
+    network = req.network()
     cluster_name, state = load_cluster(req.cluster)
     ctx = WorkloadContext(cluster=state, seed=req.seed, skip_invalid=req.skip_invalid)
     jobs = load_workload(req.workload, ctx)
+    network.check_jobs(jobs)
     curve = None
     if req.arrivals is not None:
         if req.until is not None or req.warmup:
@@ -80,7 +94,7 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
         if prepare is not None:  # placements that model the target workload (fgd) see the whole trace
             prepare(jobs)
         digest = inputs_digest(jobs, state)
-        context = PolicyContext(carbon=carbon)
+        context = PolicyContext(carbon=carbon, transfer_s=network.seconds_for, egress_usd=network.egress_usd)
         result = simulate(jobs, state, policy, until=req.until, warmup=req.warmup, progress=progress, context=context,
                           seed=1 if req.seed is None else req.seed)
     out = {
@@ -90,7 +104,7 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
         "seed": req.seed,
         "version": altostrat_version(),
         "inputs_sha256": digest,
-        "metrics": compute_metrics(result, carbon),
+        "metrics": compute_metrics(result, carbon, network),
         "run": {
             "events": result.events,
             "wall_s": result.wall_s,
@@ -99,6 +113,10 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
     }
     if req.carbon_data is not None:  # what the carbon figure depends on beyond the simulated inputs
         out["carbon"] = {"data": req.carbon_data, "start": req.start}
+    if req.network_data is not None or req.compression is not None or req.bandwidth_gbps != DEFAULT_BANDWIDTH_GBPS \
+            or req.transfer_time_value:  # what egress and transfer times depend on beyond the inputs
+        out["network"] = {"data": req.network_data, "bandwidth_gbps": req.bandwidth_gbps,
+                          "compression": req.compression, "time_value_usd_per_h": req.transfer_time_value}
     if curve is not None:
         out["arrivals"] = req.arrivals
         out["fill_curve"] = curve

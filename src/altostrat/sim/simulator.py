@@ -43,7 +43,7 @@ class SimResult:
     reject_reasons: dict[int, str]
     price_per_s: float | None = None  # the cluster's, for cost (None when no node is priced)
     power: tuple[NodePower | None, ...] = ()  # per node index, for energy and carbon (None: no power model)
-    nodes: tuple[Node, ...] = ()  # the cluster's nodes, for per-node prices and regions
+    nodes: tuple[Node, ...] = ()  # by index: prices, regions, where each start ran (data transfer)
     revocations: dict[int, int] | None = None  # job idx -> times a spot revocation stopped it
     up_at_start: tuple[bool, ...] = ()  # per node: in service at time 0 (elastic nodes start down)
 
