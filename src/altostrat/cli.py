@@ -193,6 +193,51 @@ def compare(
     out.print(f"wrote {out_dir / 'results.json'} and {out_dir / 'report.html'}")
 
 
+@app.command()
+def tco(
+    workload: WorkloadOpt = "synthetic",
+    cluster: ClusterOpt = "philly-like",
+    years: Annotated[float, typer.Option(help="horizon: the simulated window's mean rate, repeated")] = 3.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")] = False,
+    policy: Annotated[str, typer.Option(help="the policy that makes the busy-node curve")] = "fcfs+best-fit+backfill",
+    seed: SeedOpt = None,
+    carbon_data: CarbonDataOpt = None,
+    start: StartOpt = DEFAULT_START,
+    boot_s: Annotated[float, typer.Option(help="seconds from node request to its first task (billed)")] = 180.0,
+    scale_down_s: Annotated[float, typer.Option(help="idle seconds before a dynamic node is released")] = 600.0,
+    reserved_term: Annotated[Optional[int], typer.Option(help="commitment years, 1 or 3 (default: 3 if --years >= 3)")] = None,
+    reserved_discount: Annotated[Optional[float], typer.Option(help="off on-demand (default 0.37 for 1 year, 0.55 for 3)")] = None,
+    spot_fraction: Annotated[Optional[float], typer.Option(
+        help="fraction of jobs on spot (default: the workload's spot flags, or 0.5 when it sets none)")] = None,
+    spot_revocations_per_hour: Annotated[Optional[float], typer.Option(
+        help="spot revocations per node-hour (default: calibrated per cloud, else 0.1)")] = None,
+    window: Annotated[str, typer.Option(
+        help="arrivals: first to last submit (steady state, the default); run: to the last job's end")] = "arrivals",
+    skip_invalid: SkipOpt = False,
+) -> None:
+    """Project cost, energy, carbon and work per watt of a workload under four provisioning scenarios."""
+    from altostrat.tco.project import TcoRequest, tco as project_tco
+
+    req = TcoRequest(workload, cluster, policy, years, seed, start, carbon_data, boot_s, scale_down_s, reserved_term,
+                     reserved_discount, spot_fraction, spot_revocations_per_hour, skip_invalid, window)
+    try:
+        result = project_tco(req)
+    except USER_ERRORS as exc:
+        fail(exc)
+    if as_json:
+        print(dumps(result))
+        return
+    table = Table(title=f"TCO over {years:g} years: {workload} on {cluster}")
+    for col in ("scenario", "TCO USD", "monthly USD", "energy MWh", "carbon tCO2e", "perf/W", "TCO vs static",
+                "energy vs static"):
+        table.add_column(col, justify="left" if col == "scenario" else "right")
+    for s in result["scenarios"]:
+        table.add_row(s["name"], f"{s['tco_usd']:,.0f}", f"{s['monthly_usd']:,.0f}", fmt(s["energy_mwh"]),
+                      fmt(s["carbon_tco2e"]), "–" if s["perf_per_watt"] is None else f"{s['perf_per_watt']:.3g} {s['perf_unit']}",
+                      f"{s['tco_vs_static']:.1%}", "–" if s["energy_vs_static"] is None else f"{s['energy_vs_static']:.1%}")
+    out.print(table)
+
+
 @policies_app.command("list")
 def policies_list(plugin: PluginOpt = None) -> None:
     """Every registered order and placement piece, its parameters and its source."""

@@ -103,6 +103,17 @@ def energy_joules(result: SimResult, t0: float, t1: float) -> float | None:
     return float(sum(np.diff(cumulative_joules(times, static, d, window))[0] for static, d in levels.values()))
 
 
+def hour_grid(start_epoch: float, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
+    """The UTC hours (epoch hours) that [t0, t1] of the trace clock overlaps, and their edges on the
+    trace clock clipped to [t0, t1] (one more edge than hours); trace time 0 is `start_epoch`."""
+    a0, a1 = start_epoch + t0, start_epoch + max(t1, t0)
+    hours = np.arange(math.floor(a0 / 3600), max(math.ceil(a1 / 3600), math.floor(a0 / 3600) + 1), dtype=np.int64)
+    edges = np.clip(np.append(hours, hours[-1] + 1) * 3600.0, a0, a1) - start_epoch
+    # the ends exactly: on the epoch scale t0 rounds, and an edge just before the first event reads no level
+    edges[0], edges[-1] = t0, max(t1, t0)
+    return hours, edges
+
+
 def carbon_kg(result: SimResult, t0: float, t1: float, model: CarbonModel) -> float | None:
     """Σ over regions and UTC hours of the window of kWh drawn in that hour × the hour's intensity.
 
@@ -112,10 +123,7 @@ def carbon_kg(result: SimResult, t0: float, t1: float, model: CarbonModel) -> fl
     steps = power_steps(result)
     if steps is None:
         return None
-    start = model.start_epoch
-    a0, a1 = start + t0, start + max(t1, t0)
-    hours = np.arange(math.floor(a0 / 3600), max(math.ceil(a1 / 3600), math.floor(a0 / 3600) + 1), dtype=np.int64)
-    edges = np.clip(np.append(hours, hours[-1] + 1) * 3600.0, a0, a1) - start
+    hours, edges = hour_grid(model.start_epoch, t0, t1)
     times, levels = _levels(result, t0, steps)
     grams, known = 0.0, False
     for region, (static, d) in levels.items():
