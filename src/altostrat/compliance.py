@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from altostrat.catalog.regions import jurisdiction
+from altostrat.resources import MILLI
 
 RISK_WEIGHTS: dict[str, float] = {
     "data_leaves_jurisdiction": 0.5,
@@ -50,3 +51,22 @@ def risk_factors(data_region: str | None, place: Place) -> list[str]:
 
 def risk(data_region: str | None, place: Place) -> float:
     return min(1.0, sum(RISK_WEIGHTS[f] for f in risk_factors(data_region, place)))
+
+
+def in_use(node) -> bool:
+    """Whether a node holds any task now. The cluster state does not record whose tasks run
+    where, so this stands in for shared tenancy: it over-counts, taking the job's own tenant
+    for another one."""
+    return (node.cpu_free != node.cpu_milli or node.mem_free != node.mem_mib
+            or sum(node.gpu_free) != node.gpus * MILLI)
+
+
+def node_risk(job, node) -> float:
+    """R(x) of starting one of the job's tasks on the node as it is now."""
+    return risk(job.data_region, Place(node.region, node.spot, in_use(node)))
+
+
+def plan_risk(job, state, plan) -> float:
+    """R(x) of a placement before it is applied: the worst of its nodes (a gang is as exposed
+    as its most exposed task)."""
+    return max((node_risk(job, state.nodes[entry[0]]) for entry in plan), default=0.0)

@@ -214,6 +214,7 @@ class Engine:
     def schedule(self, now: float) -> list[Decision]:
         if not self.pending:
             return []
+        self.state.now = now
         decisions = self._pass(now)
         if self.state.elastic and self.pending:
             decisions += self._scale_up(now)

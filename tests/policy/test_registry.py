@@ -85,8 +85,9 @@ def test_commas_inside_brackets_belong_to_one_policy():
         ("las[queues=[3]]", "las: parameter queues='[3]' must be an int"),
         # unknown pieces and parameters
         ("lass", "unknown order policy 'lass'; registered: drf, edf, fcfs, ftf, las, priority, sjf"),
-        ("fcfs+bestfit", "unknown placement policy 'bestfit'; registered: best-fit, consolidate, fgd, first-fit, "
-                         "hetero, spread; or an option: backfill, preempt, recover, or a gate (altostrat policies list)"),
+        ("fcfs+bestfit", "unknown placement policy 'bestfit'; registered: best-fit, cheapest, consolidate, "
+                         "cost-carbon-time, fgd, first-fit, greenest, hetero, spread; or an option: backfill, preempt, "
+                         "recover, or a gate (altostrat policies list)"),
         ("fcfs+hetero[min_speed=2]",
          "hetero: unknown parameter 'min_speed'; its parameters are: min_speedup, wait_below"),
         ("fcfs+backfill[deep=3]", "backfill: unknown parameter 'deep'; its parameters are: depth"),

@@ -186,6 +186,7 @@ class ClusterState:
         # change stamps, so that a placement caching per-node values re-reads only changed nodes
         self.version = 0
         self.node_version = [0] * len(nodes)
+        self.now = 0.0  # time of the scheduling pass reading the state (the engine sets it): hourly prices and carbon
         for node in nodes:
             if node.gpus:
                 index = self.models.get(node.gpu_model)
