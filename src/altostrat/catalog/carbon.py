@@ -19,7 +19,8 @@ from altostrat.catalog.catalog import CatalogError
 # (northern Virginia), us-west-1 (northern California), us-west2 (Los Angeles), us-south1
 # (Dallas), us-central1 (Council Bluffs, Iowa: MISO), westus2 (Quincy, Washington: BPA),
 # eu-west-2 / europe-west2 (London), ap-southeast-1 / asia-southeast1 (Singapore),
-# ap-northeast-1 / asia-northeast1 (Tokyo).
+# ap-northeast-1 / asia-northeast1 (Tokyo), europe-west3 (Frankfurt: zone DE, the German bidding
+# zone's file DE-LU_*), australia-southeast1 (Sydney, New South Wales).
 REGION_ZONE: dict[str, str] = {
     "us-east-1": "US-MIDA-PJM", "eastus": "US-MIDA-PJM", "us-east4": "US-MIDA-PJM",
     "us-west-1": "US-CAL-CISO", "us-west2": "US-CAL-CISO",
@@ -29,6 +30,7 @@ REGION_ZONE: dict[str, str] = {
     "eu-west-2": "GB", "europe-west2": "GB",
     "ap-southeast-1": "SG", "asia-southeast1": "SG",
     "ap-northeast-1": "JP-TK", "asia-northeast1": "JP-TK",
+    "europe-west3": "DE", "australia-southeast1": "AU-NSW",
 }
 
 # Static fallback, gCO2e/kWh: the `impact` column of ../shared/data/carbon/static/codecarbon_cloud_impact.csv
@@ -43,6 +45,7 @@ REGION_STATIC: dict[str, float] = {
     "eu-west-2": 623.0, "europe-west2": 172.0,
     "ap-southeast-1": 419.0, "asia-southeast1": 372.0,
     "ap-northeast-1": 516.0, "asia-northeast1": 464.0,
+    "europe-west3": 269.0, "australia-southeast1": 723.0,
 }
 
 # The direct (operational) column, not LCA: the static figures above are operational too.
