@@ -50,6 +50,8 @@ CompressionOpt = Annotated[Optional[str], typer.Option(
     help="RATIO:CPU_S_PER_GB: datasets may move compressed RATIO times, costing CPU_S_PER_GB seconds per GB")]
 TimeValueOpt = Annotated[float, typer.Option(
     "--transfer-time-value", help="USD an hour of waiting for data is worth when choosing how to move it")]
+BudgetsOpt = Annotated[Optional[str], typer.Option(
+    "--budgets", help="a kind: Tenants YAML: tenants' budgets and weights (default: the Workload YAML's spec.tenants)")]
 ArrivalsOpt = Annotated[Optional[str], typer.Option(
     help="fill:F = the FGD paper's fill experiment: pods topped up to F x GPU capacity arrive one by one, never leave")]
 
@@ -78,13 +80,14 @@ def simulate(
     bandwidth_gbps: BandwidthOpt = DEFAULT_BANDWIDTH_GBPS,
     compression: CompressionOpt = None,
     transfer_time_value: TimeValueOpt = 0.0,
+    budgets: BudgetsOpt = None,
 ) -> None:
     """Replay a workload on a cluster under one policy and report its metrics."""
     if events is not None and events.suffix not in (".parquet", ".csv"):
         fail(ValueError(f"--events {events}: name a .parquet or .csv file"))
     req = RunRequest(workload, cluster, policy, seed, until, warmup, skip_invalid, tuple(plugin or ()), arrivals,
                      start, carbon_data, network_data=network_data, bandwidth_gbps=bandwidth_gbps,
-                     compression=compression, transfer_time_value=transfer_time_value)
+                     compression=compression, transfer_time_value=transfer_time_value, budgets=budgets)
     try:
         if sys.stderr.isatty() and not as_json:
             with _progress() as bar:
@@ -145,6 +148,7 @@ def compare(
     bandwidth_gbps: BandwidthOpt = DEFAULT_BANDWIDTH_GBPS,
     compression: CompressionOpt = None,
     transfer_time_value: TimeValueOpt = 0.0,
+    budgets: BudgetsOpt = None,
 ) -> None:
     """Run several policies on the same workload and cluster; write results.json and report.html."""
     names = [p for p in split_top(policies, ",") if p]
@@ -155,7 +159,7 @@ def compare(
     requests = [
         RunRequest(workload, cluster, name, s, until, warmup, skip_invalid, tuple(plugin or ()), arrivals, start,
                    carbon_data, network_data=network_data, bandwidth_gbps=bandwidth_gbps, compression=compression,
-                   transfer_time_value=transfer_time_value)
+                   transfer_time_value=transfer_time_value, budgets=budgets)
         for name in names for s in seed_list
     ]
     try:  # validate every input once, in this process, before spending workers on them
@@ -171,6 +175,10 @@ def compare(
             parse_arrivals(arrivals)
         CarbonModel(start, carbon_data).check()
         requests[0].network()
+        if budgets is not None:
+            from altostrat.budgets import load_budgets
+
+            load_budgets(budgets)
     except USER_ERRORS as exc:
         fail(exc)
     results: list[tuple[dict, dict]] = [None] * len(requests)  # type: ignore[list-item]

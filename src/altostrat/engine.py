@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sortedcontainers import SortedList
 
 from altostrat.autoscale import nodes_to_boot
+from altostrat.budgets import TenantBudget
 from altostrat.cluster.state import Alloc, ClusterState, Node, allowed_on, is_empty
 from altostrat.policy.registry import Policy
 from altostrat.resources import MILLI
@@ -31,12 +32,14 @@ class PolicyContext:
     `carbon` is a catalog.carbon.CarbonModel (its `start` maps time 0 to a date-time);
     `transfer_s(job, node)` is the seconds a start on `node` first spends moving the job's
     data there (None: data never moves); `egress_usd(job, node)` what that move costs
-    (catalog/network.py), for placements that weigh it.
+    (catalog/network.py), for placements that weigh it; `budgets` maps a tenant to its budget
+    and weight (None: no tenant has one).
     """
 
     carbon: object | None = None
     transfer_s: Callable[[Job, Node], float] | None = None
     egress_usd: Callable[[Job, Node], float] | None = None
+    budgets: dict[str, TenantBudget] | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -80,8 +83,11 @@ class Engine:
         self.placement = policy.placement
         self.dynamic = policy.order.dynamic
         self.gates = policy.gates
-        self._on_started = [g.started for g in self.gates if hasattr(g, "started")]
-        self._on_stopped = [g.stopped for g in self.gates if hasattr(g, "stopped")]
+        # gates and orders that keep accounts (budget, cost-fair) hear of every start and stop
+        keepers = (policy.order, *self.gates)
+        self._on_started = [p.started for p in keepers if hasattr(p, "started")]
+        self._on_stopped = [p.stopped for p in keepers if hasattr(p, "stopped")]
+        self._refusals = [g.refuse for g in self.gates if hasattr(g, "refuse")]
         self._release_at = math.inf  # earliest time a gate asked to look again
         # optional order hooks, for orders that keep their own view of the queue (DRF)
         self._on_enqueue = getattr(policy.order, "enqueued", None)
@@ -110,6 +116,8 @@ class Engine:
     # -- events ---------------------------------------------------------------------------
     def submit(self, job: Job, now: float) -> list[Decision]:
         why = self.state.never_fits(job)
+        if why is None and self._refusals:  # a gate that would hold it forever (a budget it can never fit)
+            why = next(filter(None, (refuse(job, self) for refuse in self._refusals)), None)
         if why is not None:
             return [Decision(REJECT, job, why)]
         self.work_left[job.idx] = job.duration

@@ -84,7 +84,7 @@ def test_commas_inside_brackets_belong_to_one_policy():
          "'las[[queues=3]]': '[queues' is not a parameter name; write key=value, e.g. las[queues=3]"),
         ("las[queues=[3]]", "las: parameter queues='[3]' must be an int"),
         # unknown pieces and parameters
-        ("lass", "unknown order policy 'lass'; registered: drf, edf, fcfs, ftf, las, priority, sjf"),
+        ("lass", "unknown order policy 'lass'; registered: cost-fair, drf, edf, fcfs, ftf, las, priority, sjf"),
         ("fcfs+bestfit", "unknown placement policy 'bestfit'; registered: best-fit, cheapest, consolidate, "
                          "cost-carbon-time, fgd, first-fit, greenest, hetero, spread; or an option: backfill, preempt, "
                          "recover, or a gate (altostrat policies list)"),

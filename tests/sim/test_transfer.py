@@ -33,12 +33,14 @@ def run(work, policy="fcfs+first-fit", network=None):
 
 def test_a_job_away_from_its_data_waits_for_it_and_pays_egress():
     # a (100 GB at home in us-east-1) takes n0; b (50 GB in us-east-1) gets n1 and waits 40 s for its data
-    result, m = run([job("a", 0, 1000, dataset_gb=100, data_region="us-east-1"),
-                     job("b", 0, 1000, dataset_gb=50, data_region="us-east-1")])
+    result, m = run([job("a", 0, 1000, dataset_gb=100, data_region="us-east-1", tenant="x"),
+                     job("b", 0, 1000, dataset_gb=50, data_region="us-east-1", tenant="y")])
     finish = {result.jobs[j].id: t for t, k, j in zip(result.log.time, result.log.kind, result.log.job) if k == 2}
     assert finish == {"a": 1000.0, "b": 1040.0}
     assert m["avg_jct_s"] == 1020.0 and m["makespan_s"] == 1040.0
     assert m["egress_gb"] == 50.0 and m["egress_usd"] == pytest.approx(1.0)
+    assert [(m["per_tenant"][t]["egress_gb"], m["per_tenant"][t]["egress_usd"]) for t in "xy"] == [
+        (0.0, 0.0), (50.0, pytest.approx(1.0))]
 
 
 def test_each_attempt_moves_the_data_again():

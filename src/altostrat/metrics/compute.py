@@ -18,6 +18,7 @@ import numpy as np
 from altostrat.catalog.carbon import CarbonModel
 from altostrat.catalog.network import NetworkModel
 from altostrat.metrics.energy import J_PER_KWH, carbon_kg, energy_joules, node_level
+from altostrat.metrics.tenants import per_tenant
 from altostrat.sim.eventlog import FINISH, PREEMPT, REJECT, START, SUBMIT
 from altostrat.sim.simulator import SimResult
 
@@ -27,7 +28,7 @@ METRIC_KEYS = (
     "gpu_utilization", "cpu_utilization", "unallocated_gpu_fraction",
     "deadline_violation_rate", "preemptions", "jain_fairness",
     "decision_p50_us", "decision_p99_us", "cost_usd", "energy_kwh", "carbon_kgco2e", "spot_revocations",
-    "egress_gb", "egress_usd",
+    "egress_gb", "egress_usd", "budget_overruns", "per_tenant",
 )
 
 
@@ -66,24 +67,26 @@ def cost_usd(result: SimResult, t0: float, t1: float) -> float | None:
     return time_weighted(times, deltas, t0, t1)
 
 
-def egress(result: SimResult, t0: float, t1: float, network: NetworkModel) -> tuple[float, float]:
-    """(GB over the wire, USD) of the data moves of the starts in [t0, t1], as the run planned them."""
+def egress(result: SimResult, t0: float, t1: float, network: NetworkModel) -> tuple[np.ndarray, np.ndarray]:
+    """Per job, (GB over the wire, USD) of the data moves of its starts in [t0, t1], as the run planned them."""
     jobs, nodes, log = result.jobs, result.nodes, result.log
-    gb = usd = 0.0
+    gb, usd = np.zeros(len(jobs)), np.zeros(len(jobs))
     if not nodes or not any(j.dataset_gb for j in jobs):
         return gb, usd
     for time, kind, j, node in zip(log.time, log.kind, log.job, log.node):
         if kind == START and t0 <= time <= t1 and jobs[j].dataset_gb:
             move = network.plan_transfer(jobs[j], nodes[node])
             if move is not None:
-                gb += move.gb_moved
-                usd += move.usd
+                gb[j] += move.gb_moved
+                usd[j] += move.usd
     return gb, usd
 
 
-def compute_metrics(result: SimResult, carbon: CarbonModel | None = None, network: NetworkModel | None = None) -> dict:
+def compute_metrics(result: SimResult, carbon: CarbonModel | None = None, network: NetworkModel | None = None,
+                    budgets: dict | None = None) -> dict:
     """`carbon`: the calendar and grid data for carbon_kgco2e (default: static intensities, DEFAULT_START);
-    `network`: the transfer model of egress_gb and egress_usd (default: the embedded prices, 10 Gbit/s)."""
+    `network`: the transfer model of egress_gb and egress_usd (default: the embedded prices, 10 Gbit/s);
+    `budgets`: tenant -> budgets.TenantBudget, for budget_overruns (metrics/tenants.py)."""
     log = result.log
     jobs = result.jobs
     t = np.asarray(log.time, dtype=np.float64)
@@ -157,7 +160,9 @@ def compute_metrics(result: SimResult, carbon: CarbonModel | None = None, networ
     fairness = jain([np.mean(v) for v in tenants.values()]) if len(tenants) >= 2 else None
 
     joules = energy_joules(result, t0, t1)
-    egress_gb, egress_usd = egress(result, t0, t1, network or NetworkModel())
+    moved = egress(result, t0, t1, network or NetworkModel())
+    carbon = carbon or CarbonModel()
+    tenants, overruns = per_tenant(result, t0, t1, carbon, budgets, moved)
     lat = np.asarray(result.decision_ns, dtype=np.float64) / 1000.0
     return {
         "jobs_submitted": int(counted.sum()),
@@ -179,9 +184,11 @@ def compute_metrics(result: SimResult, carbon: CarbonModel | None = None, networ
         "decision_p99_us": _num(np.percentile(lat, 99)) if len(lat) else None,
         "cost_usd": cost_usd(result, t0, t1),
         "energy_kwh": None if joules is None else joules / J_PER_KWH,
-        "carbon_kgco2e": carbon_kg(result, t0, t1, carbon or CarbonModel()),
+        "carbon_kgco2e": carbon_kg(result, t0, t1, carbon),
         # jobs stopped by a revocation (their preempt names the revoked node)
         "spot_revocations": int(((kind == PREEMPT) & (node >= 0) & in_window[jidx]).sum()) if n else 0,
-        "egress_gb": egress_gb,
-        "egress_usd": egress_usd,
+        "egress_gb": float(moved[0].sum()),
+        "egress_usd": float(moved[1].sum()),
+        "budget_overruns": overruns,
+        "per_tenant": tenants,
     }

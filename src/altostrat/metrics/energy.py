@@ -39,18 +39,13 @@ def power_steps(result: SimResult) -> dict[str | None, tuple[float, np.ndarray]]
         return None
     log = result.log
     kind = np.asarray(log.kind, dtype=np.int8)
-    jidx = np.asarray(log.job, dtype=np.int64)
     node = np.asarray(log.node, dtype=np.int64)
     starts = kind == START
     stops = (kind == FINISH) | (kind == PREEMPT)
-    # a stop runs on the nodes of its job's latest start: by job, then log order, each stop follows its start
-    sel = np.flatnonzero(starts | stops)
-    order = sel[np.lexsort((sel, jidx[sel]))]
-    at = node[order]
-    stop_pos = np.flatnonzero(stops[order])
-    at[stop_pos] = at[stop_pos - 1]
-    node_of = np.full(len(kind), -1, dtype=np.int64)
-    node_of[order] = at
+    start_at, stop_at = attempts(result)
+    node_of = node.copy()  # a stop frees the nodes of its start
+    ended = stop_at >= 0
+    node_of[stop_at[ended]] = node[start_at[ended]]
 
     modeled = [p is not None for p in power]
     gpu_w = np.array([p.gpu_w_per_milli if p else 0.0 for p in power] + [0.0])  # index -1: no node
@@ -73,6 +68,21 @@ def power_steps(result: SimResult) -> dict[str | None, tuple[float, np.ndarray]]
         static = sum(p.static_w for p, m, u in zip(power, modeled, up) if m and u and p.region == r)
         out[r] = (static, np.where(ev_region == i, watts, 0.0))
     return out
+
+
+def attempts(result: SimResult) -> tuple[np.ndarray, np.ndarray]:
+    """Each run of a job as log positions: (its START, its FINISH or PREEMPT; -1 while it runs on)."""
+    kind = np.asarray(result.log.kind, dtype=np.int8)
+    jidx = np.asarray(result.log.job, dtype=np.int64)
+    is_start = kind == START
+    # by job, then log order, a job's starts and stops alternate, each stop right after its start
+    sel = np.flatnonzero(is_start | (kind == FINISH) | (kind == PREEMPT))
+    order = sel[np.lexsort((sel, jidx[sel]))]
+    pos = np.flatnonzero(is_start[order])
+    start_at = order[pos]
+    nxt = order[np.minimum(pos + 1, len(order) - 1)] if len(order) else pos
+    ended = (pos + 1 < len(order)) & ~is_start[nxt] & (jidx[nxt] == jidx[start_at])
+    return start_at, np.where(ended, nxt, -1)
 
 
 def cumulative_joules(times: np.ndarray, static_w: float, deltas: np.ndarray, at: np.ndarray) -> np.ndarray:

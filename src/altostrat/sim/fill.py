@@ -150,6 +150,7 @@ def simulate_fill(
         reject_reasons=reasons,
         price_per_s=state.price_per_s,
         power=cluster_power(state.nodes),
+        nodes=tuple(state.nodes),
     )
     return result, curve
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
+from altostrat.budgets import load_budgets
 from altostrat.catalog.carbon import DEFAULT_START, CarbonModel
 from altostrat.catalog.network import DEFAULT_BANDWIDTH_GBPS, NetworkModel
 from altostrat.cluster.build import load_cluster
@@ -57,6 +58,7 @@ class RunRequest:
     arrivals: str | None = None  # "fill:F": the FGD paper's fill experiment (sim/fill.py)
     start: str = DEFAULT_START  # the date-time trace time 0 maps to, for hourly carbon
     carbon_data: str | None = None  # a folder of Electricity Maps hourly files
+    budgets: str | None = None  # a kind: Tenants file; default: the Workload YAML's spec.tenants
     network_data: str | None = None  # a folder of *_transmission_cost_matrix.csv; None: embedded prices
     bandwidth_gbps: float = DEFAULT_BANDWIDTH_GBPS  # per job's data transfer
     compression: str | None = None  # "RATIO:CPU_S_PER_GB"
@@ -75,10 +77,17 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
     carbon = CarbonModel(req.start, req.carbon_data)
     carbon.check()  # a bad --start or --carbon-data fails before the run, not after it
     network = req.network()
+    budgets = load_budgets(req.budgets) if req.budgets is not None else None  # fails before a long trace load
     cluster_name, state = load_cluster(req.cluster)
     ctx = WorkloadContext(cluster=state, seed=req.seed, skip_invalid=req.skip_invalid)
     jobs = load_workload(req.workload, ctx)
     network.check_jobs(jobs)
+    if budgets is None:
+        budgets = ctx.budgets
+    elif not {j.tenant for j in jobs} & set(budgets):  # a misspelt tenant would silently enforce nothing
+        raise SpecError(f"--budgets {req.budgets}: none of its tenants ({', '.join(sorted(budgets))}) has a job in "
+                        f"--workload {req.workload!r}; name the jobs' tenants, e.g. "
+                        f"{', '.join(sorted({j.tenant for j in jobs})[:5])}")
     curve = None
     if req.arrivals is not None:
         if req.until is not None or req.warmup:
@@ -94,7 +103,8 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
         if prepare is not None:  # placements that model the target workload (fgd) see the whole trace
             prepare(jobs)
         digest = inputs_digest(jobs, state)
-        context = PolicyContext(carbon=carbon, transfer_s=network.seconds_for, egress_usd=network.egress_usd)
+        context = PolicyContext(carbon=carbon, transfer_s=network.seconds_for, egress_usd=network.egress_usd,
+                                budgets=budgets)
         result = simulate(jobs, state, policy, until=req.until, warmup=req.warmup, progress=progress, context=context,
                           seed=1 if req.seed is None else req.seed)
     out = {
@@ -104,7 +114,7 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
         "seed": req.seed,
         "version": altostrat_version(),
         "inputs_sha256": digest,
-        "metrics": compute_metrics(result, carbon, network),
+        "metrics": compute_metrics(result, carbon, network, budgets),
         "run": {
             "events": result.events,
             "wall_s": result.wall_s,
@@ -117,6 +127,8 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
             or req.transfer_time_value:  # what egress and transfer times depend on beyond the inputs
         out["network"] = {"data": req.network_data, "bandwidth_gbps": req.bandwidth_gbps,
                           "compression": req.compression, "time_value_usd_per_h": req.transfer_time_value}
+    if req.budgets is not None:
+        out["budgets"] = req.budgets
     if curve is not None:
         out["arrivals"] = req.arrivals
         out["fill_curve"] = curve

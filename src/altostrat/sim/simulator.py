@@ -15,7 +15,7 @@ import random
 import time as wallclock
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from altostrat.catalog.power import NodePower, cluster_power
 from altostrat.cluster.state import ClusterState, Node
@@ -43,8 +43,8 @@ class SimResult:
     reject_reasons: dict[int, str]
     price_per_s: float | None = None  # the cluster's, for cost (None when no node is priced)
     power: tuple[NodePower | None, ...] = ()  # per node index, for energy and carbon (None: no power model)
-    nodes: tuple[Node, ...] = ()  # by index: prices, regions, where each start ran (data transfer)
-    revocations: dict[int, int] | None = None  # job idx -> times a spot revocation stopped it
+    nodes: tuple[Node, ...] = ()  # by index: prices, shapes, regions, where each start ran
+    revocations: dict[int, int] = field(default_factory=dict)  # job idx -> times a spot revocation stopped it
     up_at_start: tuple[bool, ...] = ()  # per node: in service at time 0 (elastic nodes start down)
 
 

@@ -1,7 +1,7 @@
 """The `altostrat/v1` spec format: YAML documents with apiVersion, kind, metadata, spec.
 
-Kinds defined here: Cluster (node pools) and Workload (jobs). Later kinds (Tenant, Queue,
-Pool, Job, Service) and fields extend these same models. Keys are camelCase as in
+Kinds defined here: Cluster (node pools), Workload (jobs) and Tenants (budgets, weights).
+Later kinds (Queue, Pool, Job, Service) and fields extend these same models. Keys are camelCase as in
 Kubernetes; snake_case is accepted too.
 """
 
@@ -13,6 +13,7 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from altostrat.budgets import DEFAULT_PERIOD_S
 from altostrat.catalog import DEFAULT_RESERVED_DISCOUNT, default_catalog
 from altostrat.catalog.regions import JURISDICTIONS
 from altostrat.resources import MILLI, check_gpu_milli
@@ -205,8 +206,25 @@ class JobSpec(Model):
         return v
 
 
+class TenantSpec(Model):
+    name: str = Field(min_length=1, description="the jobs' tenant field")
+    budget_usd: float | None = Field(default=None, ge=0, description="USD per period; none = no dollar limit")
+    budget_gpu_hours: float | None = Field(default=None, ge=0, description="GPU-hours per period; none = no limit")
+    period_s: float = Field(default=DEFAULT_PERIOD_S, gt=0, description="budget period, seconds (default 30 days)")
+    weight: float = Field(default=1.0, gt=0, description="fair-share weight (the cost-fair order)")
+
+
+def _unique_tenants(tenants: list[TenantSpec] | None) -> list[TenantSpec] | None:
+    names = [t.name for t in tenants or ()]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"tenant names must be unique; repeated: {', '.join(dup)}")
+    return tenants
+
+
 class WorkloadBody(Model):
     jobs: list[JobSpec] = Field(min_length=1)
+    tenants: list[TenantSpec] | None = None
 
     @model_validator(mode="after")
     def _unique_jobs(self):
@@ -215,6 +233,7 @@ class WorkloadBody(Model):
             if job.name in seen:
                 raise ValueError(f"job names must be unique; {job.name!r} appears twice")
             seen.add(job.name)
+        _unique_tenants(self.tenants)
         return self
 
 
@@ -225,4 +244,22 @@ class WorkloadDoc(Model):
     spec: WorkloadBody
 
 
-KINDS: dict[str, type[Model]] = {"Cluster": ClusterDoc, "Workload": WorkloadDoc}
+class TenantsBody(Model):
+    tenants: list[TenantSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self):
+        _unique_tenants(self.tenants)
+        return self
+
+
+class TenantsDoc(Model):
+    """Budgets and weights for any workload source (--budgets FILE), traces included."""
+
+    api_version: Literal["altostrat/v1"]
+    kind: Literal["Tenants"]
+    metadata: Metadata
+    spec: TenantsBody
+
+
+KINDS: dict[str, type[Model]] = {"Cluster": ClusterDoc, "Workload": WorkloadDoc, "Tenants": TenantsDoc}

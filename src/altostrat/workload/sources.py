@@ -25,6 +25,7 @@ class WorkloadContext:
     seed: int | None = None  # overrides a source's own seed= option
     skip_invalid: bool = False
     skipped: Counter = field(default_factory=Counter)  # reason -> rows skipped
+    budgets: dict = field(default_factory=dict)  # tenant -> budgets.TenantBudget, from a Workload's spec.tenants
 
     def bad_row(self, where: str, fieldname: str, reason: str) -> None:
         """Raise, or count the row as skipped when --skip-invalid is on."""
@@ -76,7 +77,7 @@ def load_workload(spec: str, ctx: WorkloadContext) -> list[Job]:
     if spec.endswith((".yaml", ".yml")):
         from altostrat.workload.yaml_spec import jobs_from_file
 
-        return number_jobs(jobs_from_file(spec))
+        return number_jobs(jobs_from_file(spec, ctx))
     name, _, arg = spec.partition(":")
     source = WORKLOAD_SOURCES.get(name)
     if source is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from altostrat.budgets import budgets_from_specs
 from altostrat.resources import MILLI
 from altostrat.spec.load import load_one
 from altostrat.spec.schema import JobSpec
@@ -32,6 +33,9 @@ def job_from_spec(spec: JobSpec) -> Job:
     )
 
 
-def jobs_from_file(path: str) -> list[Job]:
+def jobs_from_file(path: str, ctx=None) -> list[Job]:
+    """`ctx` (a WorkloadContext) receives the document's tenant budgets."""
     doc = load_one(path, "Workload")
+    if ctx is not None and doc.spec.tenants:
+        ctx.budgets = budgets_from_specs(doc.spec.tenants)
     return [job_from_spec(j) for j in doc.spec.jobs]

@@ -8,7 +8,9 @@ A gate piece is a dataclass registered with @register("gate", name, source) and 
 * optionally `bind(context)`, called once before a run with the run's `PolicyContext`
   (engine.py): the calendar and the carbon data it may read;
 * optionally `started(job, run, engine, now)` and `stopped(job, run, engine, now)`,
-  called after a job of the engine starts or stops, for gates that keep accounts.
+  called after a job of the engine starts or stops, for gates that keep accounts;
+* optionally `refuse(job, engine) -> str | None`, asked at submission: a reason rejects a job
+  the gate would hold forever.
 
 A held job does not block the queue behind it: the pass goes on to the next job.
 Gates read the same engine views as orders, and `engine.run_cost(run, now)`.

@@ -12,7 +12,9 @@ An order piece is a dataclass registered with @register("order", name, source) t
   same pass has just started (DRF re-reads tenant shares after every start);
 * optionally `enqueued(job, engine)` and `dequeued(job, engine)`, called after the engine
   adds a job to or removes it from `pending`, for orders that keep their own view of the
-  queue (DRF's per-tenant FCFS queues) instead of rebuilding it on every pass.
+  queue (DRF's per-tenant FCFS queues) instead of rebuilding it on every pass;
+* optionally `bind(context)`, `started(job, run, engine, now)` and `stopped(job, run, engine,
+  now)`, as for gates (policy/gate): cost-fair keeps each tenant's spend with them.
 
 Orders read the engine's views: `pending`, `running`, `attained_service(job, now)`,
 `remaining(job, now)`, `tenant_alloc`, `tenant_jobs`, `last_run` and `state`.
