@@ -385,6 +385,44 @@ def catalog_spot_history(
         table.add_row(r["cloud"], r["instance_type"], r["region"], f"{r['records']:,}", r["start"][:16], r["end"][:16],
                       *(f"{r[k]:.4f}" for k in ("min_usd_hr", "mean_usd_hr", "max_usd_hr")))
     out.print(table)
+@app.command()
+def plan(
+    workload: Annotated[Path, typer.Argument(help="a Workload YAML (docs/specs.md)")],
+    objective: Annotated[str, typer.Option(help="what to minimise: cost, time or carbon")] = "cost",
+    budget: Annotated[Optional[float], typer.Option(min=0, help="total USD the plan may spend")] = None,
+    max_risk: Annotated[Optional[float], typer.Option("--max-risk", min=0, help="leave out options whose compliance risk R(x) is above R")] = None,
+    tenant_budget: Annotated[Optional[list[str]], typer.Option("--tenant-budget", help="TENANT=USD, a tenant's cap; repeat per tenant")] = None,
+    catalog: Annotated[Optional[Path], typer.Option(help="a vms.csv-format .csv or a catalog .yaml (default: embedded)")] = None,
+    carbon_data: CarbonDataOpt = None,
+    start: StartOpt = DEFAULT_START,
+    top: Annotated[int, typer.Option(min=1, help="options shown per job")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="print the plan as one JSON object")] = False,
+) -> None:
+    """Choose each job's cloud, region, instance type, nodes, spot or on-demand and start window (docs/plan.md)."""
+    from altostrat.catalog import load_catalog
+    from altostrat.plan import PlanError, make_plan
+    from altostrat.plan.render import plan_table, totals_line
+    from altostrat.spec.load import load_one
+
+    try:
+        caps = {}
+        for item in tenant_budget or ():
+            name, _, usd = item.partition("=")
+            try:
+                caps[name] = float(usd)
+            except ValueError:
+                raise PlanError(f"--tenant-budget {item!r}: write TENANT=USD, e.g. research=500") from None
+        carbon = CarbonModel(start, carbon_data)
+        carbon.check()
+        result = make_plan(load_one(workload, "Workload").spec.jobs, objective, budget, max_risk,
+                           load_catalog(catalog), carbon, caps)
+    except (*USER_ERRORS, PlanError) as exc:
+        fail(exc)
+    if as_json:
+        print(dumps(result.to_json()))
+        return
+    out.print(plan_table(result, top))
+    out.print(totals_line(result))
 
 
 def main() -> None:  # pragma: no cover
