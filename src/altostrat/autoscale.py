@@ -10,6 +10,8 @@ service's) timer: an elastic node empty for its `idle_s` is released.
 
 from __future__ import annotations
 
+import itertools
+
 from altostrat.cluster.state import Node, allowed_on, empty_room
 from altostrat.resources import MILLI
 
@@ -21,6 +23,12 @@ def _unit_price(node: Node) -> float:
     return (node.price_per_s or 0.0) / per
 
 
+def _kind(node: Node) -> tuple:
+    """What a job's rules and the dry run read of a node: equal kinds are interchangeable."""
+    return (node.pool, node.gpu_model, node.gpus, node.cpu_milli, node.mem_mib, node.region, node.jurisdiction,
+            node.spot, node.price_per_s)
+
+
 def nodes_to_boot(engine, now: float) -> list[tuple[Node, object]]:
     """(node, job it is booted for) pairs; the engine has just finished a scheduling pass."""
     state = engine.state
@@ -28,52 +36,71 @@ def nodes_to_boot(engine, now: float) -> list[tuple[Node, object]]:
                     and n.idx not in engine.unavailable), key=lambda n: (_unit_price(n), n.idx))
     if not spare:
         return []
-    # free capacity of each node in the dry run: [whole GPUs, CPU milli, memory MiB]
+    kinds: dict[tuple, list[Node]] = {}  # cheapest kind first, its nodes in index order
+    for node in spare:
+        kinds.setdefault(_kind(node), []).append(node)
+    # free capacity of each booting node in the dry run: [whole GPUs, CPU milli, memory MiB]
     free = {idx: [state.nodes[idx].gpus, state.nodes[idx].cpu_milli, state.nodes[idx].mem_mib] for idx in engine.booting}
     chosen: list[tuple[Node, object]] = []
-    for seen, job in enumerate(engine._ordered(now)):
-        if seen >= MAX_JOBS or not spare:
+    tried = {job.idx for job in engine.unplaced}
+    # first the jobs the pass could not start (no room, or room kept for the blocked head),
+    # then the rest of the queue that does not fit now
+    rest = (job for job in engine._ordered(now) if job.idx not in tried and engine.placement.place(job, state) is None)
+    for seen, job in enumerate(itertools.chain(engine.unplaced, rest)):
+        if seen >= MAX_JOBS or not any(kinds.values()):
             break
         if engine.gates and engine._held(job, now):
             continue
-        if engine.placement.place(job, state) is not None:
-            continue  # it fits now; the next pass places it
-        plan = _dry_run(job, state, free, spare)
-        if plan is None:
-            continue
-        for node in plan:
-            spare.remove(node)
+        for node in _dry_run(job, state, free, kinds):
             chosen.append((node, job))
     return chosen
 
 
-def _dry_run(job, state, free: dict[int, list[int]], spare: list[Node]) -> list[Node] | None:
-    """Place the job on booting nodes and spare ones (one GPU model for a gang); commit the
-    capacity it takes in `free` and return the spare nodes it needs, or None."""
+def _dry_run(job, state, free: dict[int, list[int]], kinds: dict[tuple, list[Node]]) -> list[Node]:
+    """Place the job on booting nodes, then on spare ones (one GPU model for a gang); take
+    the capacity it uses out of `free` and the spare nodes it needs out of `kinds`, and
+    return those. Nothing when it does not fit."""
     models = [m.model for m in state.candidate_models(job)] if job.gpu_milli else [None]
+    rule = state.restrict.get(job.idx)  # a recovery strategy's, after a revocation
+
+    def ok(n: Node) -> bool:
+        return allowed_on(n, job) and (model is None or n.gpu_model == model) and (rule is None or rule(n))
+
     for model in models:
-        ok = (lambda n: allowed_on(n, job) and (model is None or n.gpu_model == model))
-        booting = [state.nodes[idx] for idx in free if ok(state.nodes[idx])]
-        left, take, new = job.tasks, [], []
-        for node in booting + [n for n in spare if ok(n)]:
-            cap = free.get(node.idx, [node.gpus, node.cpu_milli, node.mem_mib])
-            room = empty_room(cap[0], cap[1], cap[2], job)
-            if not room:
-                continue
-            k = min(room, left)
-            take.append((node, k))
-            left -= k
+        left, used = job.tasks, []  # used: (node idx or spare kind, tasks, how many nodes)
+        for idx, cap in free.items():
+            if left and ok(state.nodes[idx]):
+                room = min(empty_room(cap[0], cap[1], cap[2], job), left)
+                if room:
+                    used.append((idx, room, 1))
+                    left -= room
+        for key, nodes in kinds.items():
             if not left:
                 break
+            if nodes and ok(nodes[0]):
+                room = empty_room(nodes[0].gpus, nodes[0].cpu_milli, nodes[0].mem_mib, job)
+                if room:
+                    count = min(len(nodes), -(-left // room))
+                    used.append((key, min(room * count, left), count))
+                    left -= min(room * count, left)
         if left:
             continue
-        for node, k in take:
-            cap = free.setdefault(node.idx, [node.gpus, node.cpu_milli, node.mem_mib])
-            if node.idx not in (b.idx for b in booting):
-                new.append(node)
-            gpus = -(-job.gpu_milli * k // MILLI)  # shares round up to whole GPUs: a safe estimate
-            cap[0] -= gpus
-            cap[1] -= job.cpu_milli * k
-            cap[2] -= job.mem_mib * k
+        new: list[Node] = []
+        for where, tasks, count in used:
+            if isinstance(where, tuple):  # spare nodes of one kind: take `count`, the last one maybe partly
+                taken, kinds[where] = kinds[where][:count], kinds[where][count:]
+                per = -(-tasks // count)
+                for node in taken:
+                    k = min(per, tasks)
+                    tasks -= k
+                    free[node.idx] = _after(job, k, [node.gpus, node.cpu_milli, node.mem_mib])
+                new.extend(taken)
+            else:
+                free[where] = _after(job, tasks, free[where])
         return new
-    return None
+    return []
+
+
+def _after(job, tasks: int, cap: list[int]) -> list[int]:
+    """Capacity left after `tasks` of the job; shares round up to whole GPUs (a safe estimate)."""
+    return [cap[0] - -(-job.gpu_milli * tasks // MILLI), cap[1] - job.cpu_milli * tasks, cap[2] - job.mem_mib * tasks]

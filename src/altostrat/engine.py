@@ -109,6 +109,7 @@ class Engine:
         self.unavailable: set[int] = set()
         self.emptied: list[Node] = []
         self._scaled_at: tuple | None = None  # (state version, pending count) of the last scale-up look
+        self.unplaced: list[Job] = []  # jobs the last pass looked at and could not start
         self._wakeups = 0
         self._cpu_only_pending = 0  # pending jobs that need no GPU (they can backfill a full GPU cluster)
         self._no_room: tuple | None = None  # (job, state version, wake-ups) of the last failed preemption
@@ -159,8 +160,9 @@ class Engine:
         return decisions + self.schedule(now)
 
     def cordon(self, node: Node) -> None:
-        """A revocation notice: place nothing new on the node; what runs there runs on."""
+        """A revocation notice: place nothing new on the node (nor boot it); what runs there runs on."""
         self.state.take_down(node)
+        self.unavailable.add(node.idx)
 
     def node_back(self, node: Node, now: float) -> list[Decision]:
         """A node comes into service: back from a revocation, or booted by the autoscaler."""
@@ -246,6 +248,7 @@ class Engine:
         reservation = None  # (shadow time, spare GPU milli) protecting the blocked head
         gates = self.gates
         self._release_at = math.inf
+        self.unplaced = unplaced = []  # looked at and not started: what the autoscaler boots for first
         for seen, job in enumerate(self._ordered(now)):
             if backfill and seen >= backfill.depth:
                 break
@@ -255,6 +258,7 @@ class Engine:
                 if self.state.gpu_allocated_milli == self.state.gpu_capacity_milli and not self._cpu_only_pending:
                     break  # nothing left to backfill into
                 if not self._may_backfill(job, now, reservation):
+                    unplaced.append(job)
                     continue  # cheap bounds first: most of a long queue is skipped without placing
             plan = self.placement.place(job, self.state)
             if plan is None and reservation is None and self.policy.preemption:
@@ -266,6 +270,7 @@ class Engine:
                 started.append(job)
                 decisions.append(Decision(START, job))
                 continue
+            unplaced.append(job)
             if backfill is None:
                 break
             if reservation is None:

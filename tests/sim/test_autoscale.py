@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from altostrat.cluster.build import load_cluster
 from altostrat.cluster.state import ClusterState, Node
+from altostrat.engine import BOOT, Engine
 from altostrat.metrics.compute import compute_metrics
 from altostrat.policy.registry import parse_policy
 from altostrat.resources import MILLI
@@ -91,3 +92,28 @@ def test_elastic_runs_conserve_jobs_and_never_use_a_node_that_is_down(specs, see
             first_node.pop(j, None)
     finished = [j for j, k in zip(result.log.job, result.log.kind) if k == FINISH]
     assert sorted(finished) == sorted(set(finished)) == list(range(len(work)))
+
+
+def test_a_node_under_revocation_notice_is_not_booted():
+    """The notice takes the node out of service; the autoscaler must not count it as spare
+    (a boot of it would be lost with the revocation)."""
+    nodes = [node(0, elastic=True, spot=True), node(1, elastic=True, spot=True)]
+    nodes[0].up = True  # booted earlier, idle now
+    state = ClusterState(nodes)
+    engine = Engine(state, parse_policy("fcfs+first-fit"))
+    engine.cordon(nodes[0])
+    (boot,) = engine.submit(jobs(job("a", 0, 100, spot=True))[0], 0.0)
+    assert (boot.kind, boot.node.idx) == (BOOT, 1)
+
+
+def test_jobs_the_pass_could_not_start_get_capacity_although_they_fit_somewhere():
+    """Under EASY backfill a job that fits now may still be held for the blocked head; the
+    autoscaler boots for it too, rather than leave it waiting behind the head."""
+    nodes = [Node(0, "n0", "base", "V100", 2, 8 * MILLI, 64 * 1024, price_per_s=0.001), node(1, elastic=True)]
+    engine = Engine(ClusterState(nodes), parse_policy("fcfs+first-fit+backfill"))
+    a, b, c = jobs(job("a", 0, 1000), job("b", 1, 500, gpus=2), job("c", 2, 5000))
+    engine.submit(a, 0.0)  # a takes one of n0's two GPUs
+    assert engine.submit(b, 1.0) == []  # b needs both of n0's; n1 (one GPU) cannot hold it: nothing to boot
+    # c fits n0's free GPU but would still run when b may start (a ends at 1000): held, and n1 boots for it
+    (boot,) = engine.submit(c, 2.0)
+    assert (boot.kind, boot.node.idx, boot.job.id) == (BOOT, 1, "c")
