@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 
-from altostrat.cluster.state import Node, allowed_on, empty_room
+from altostrat.cluster.state import Node, allowed_on, empty_room, is_empty
 from altostrat.resources import MILLI
 
 MAX_JOBS = 200  # pending jobs one estimate looks at, in queue order
@@ -39,8 +39,12 @@ def nodes_to_boot(engine, now: float) -> list[tuple[Node, object]]:
     kinds: dict[tuple, list[Node]] = {}  # cheapest kind first, its nodes in index order
     for node in spare:
         kinds.setdefault(_kind(node), []).append(node)
-    # free capacity of each booting node in the dry run: [whole GPUs, CPU milli, memory MiB]
+    # free capacity in the dry run, [whole GPUs, CPU milli, memory MiB], of the nodes booting
+    # and of elastic nodes up and empty: a gang's first booted node may be up before the rest
     free = {idx: [state.nodes[idx].gpus, state.nodes[idx].cpu_milli, state.nodes[idx].mem_mib] for idx in engine.booting}
+    for node in state.nodes:
+        if node.elastic and node.up and is_empty(node):
+            free[node.idx] = [node.gpus, node.cpu_milli, node.mem_mib]
     chosen: list[tuple[Node, object]] = []
     tried = {job.idx for job in engine.unplaced}
     # first the jobs the pass could not start (no room, or room kept for the blocked head),
@@ -57,7 +61,7 @@ def nodes_to_boot(engine, now: float) -> list[tuple[Node, object]]:
 
 
 def _dry_run(job, state, free: dict[int, list[int]], kinds: dict[tuple, list[Node]]) -> list[Node]:
-    """Place the job on booting nodes, then on spare ones (one GPU model for a gang); take
+    """Place the job on booting (or empty elastic) nodes, then on spare ones (one GPU model for a gang); take
     the capacity it uses out of `free` and the spare nodes it needs out of `kinds`, and
     return those. Nothing when it does not fit."""
     models = [m.model for m in state.candidate_models(job)] if job.gpu_milli else [None]

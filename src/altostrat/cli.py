@@ -65,7 +65,7 @@ def fail(exc: Exception) -> None:
 def simulate(
     workload: WorkloadOpt = "synthetic",
     cluster: ClusterOpt = "philly-like",
-    policy: Annotated[str, typer.Option(help="ORDER[+PLACEMENT][+backfill][+preempt], e.g. las+consolidate")] = "fcfs+best-fit",
+    policy: Annotated[str, typer.Option(help="ORDER[+PLACEMENT][+backfill][+preempt][+recover][+GATE…], e.g. las+consolidate")] = "fcfs+best-fit",
     seed: SeedOpt = None,
     until: Annotated[Optional[float], typer.Option(help="stop the clock at T seconds")] = None,
     warmup: Annotated[float, typer.Option(help="ignore jobs submitted before T seconds in metrics")] = 0.0,

@@ -179,8 +179,9 @@ class Engine:
         return self.schedule(now)
 
     def scale_down(self, node: Node) -> bool:
-        """Release an empty elastic node; False (and nothing done) if it is busy or booting."""
-        if not node.up or node.idx in self.booting or not is_empty(node):
+        """Release an empty elastic node; False (and nothing done) if it is busy, or while any
+        node boots: what boots may be the rest of a gang this node is waiting to host."""
+        if not node.up or self.booting or not is_empty(node):
             return False
         self.state.take_down(node)
         return True

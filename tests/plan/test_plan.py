@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from altostrat.catalog.carbon import CarbonModel
 from altostrat.catalog.load import parse_yaml_catalog
+from altostrat.catalog.spot import REVOCATIONS_PER_HOUR
 from altostrat.plan import PlanError, make_plan
 from altostrat.plan.options import RESTART_S, CatalogTable, expected_run_s, job_options
 from altostrat.plan.prune import pareto, prune
@@ -92,7 +93,7 @@ def test_spot_is_offered_only_to_jobs_that_allow_it_with_its_expected_rework(tab
     job = spec(gpu_models=["V100"], spot=True, checkpoint_s=600)
     plan = make_plan([job], "cost", table=table)
     assert chosen(plan) == [("v1", "spot")]
-    lam = 0.05 / 3600  # the default revocation rate per node-hour
+    lam = REVOCATIONS_PER_HOUR["aws"] / 3600  # the table's types are on aws: its calibrated rate
     wall = 3600 / 600 * (1 / lam + RESTART_S) * math.expm1(lam * 600)
     assert plan.assignments()[0]["cost_usd"] == pytest.approx(0.5 * wall / 3600)
     assert plan.options[0].risk.max() == 0.2  # spot's weight in compliance.RISK_WEIGHTS

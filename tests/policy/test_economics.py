@@ -67,6 +67,15 @@ def test_cost_per_unit_of_work_by_hand():
     assert usd_per_work(j, unpriced) == float("inf")
 
 
+
+def test_cheapest_fills_capacity_already_paid_for_before_booting_cheaper_capacity():
+    state = nodes_of(AWS, SPOT)  # the AWS pool is up whatever happens; make the spot pool elastic
+    for node in state.nodes[2:]:
+        node.elastic = True
+    j = two_gpus(spot=True)
+    assert {idx for idx, _ in place("cheapest", state, j)} == {0}  # marginal cost 0 beats 2.4 USD/h
+    assert {idx for idx, _ in place("cheapest[marginal=false]", state, j)} == {2}  # list prices: spot is cheaper
+
 def test_cheapest_takes_the_cheapest_pool_and_spot_only_for_jobs_that_allow_it():
     state = nodes_of(AWS, GCP, SPOT)
     assert place("cheapest", state, two_gpus()) == [(2, 2)]

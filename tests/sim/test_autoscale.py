@@ -117,3 +117,25 @@ def test_jobs_the_pass_could_not_start_get_capacity_although_they_fit_somewhere(
     # c fits n0's free GPU but would still run when b may start (a ends at 1000): held, and n1 boots for it
     (boot,) = engine.submit(c, 2.0)
     assert (boot.kind, boot.node.idx, boot.job.id) == (BOOT, 1, "c")
+
+
+def test_a_gang_whose_first_node_is_up_boots_no_extra_node():
+    """Nodes boot at different speeds: while the rest of a gang's nodes boot, the first one
+    is up and empty, and counts in the dry run instead of booting another."""
+    nodes = [node(i, elastic=True) for i in range(3)]
+    nodes[1].boot_s = 300.0  # the gang's second node is slower to boot
+    result = simulate(jobs(job("g", 0, 1000, gpus=2)), ClusterState(nodes), parse_policy("fcfs+first-fit"))
+    assert [(t, nd) for t, _, _, nd in events(result, NODE_UP)] == [(0.0, 0), (0.0, 1)]  # node 2 never boots
+    assert [(t, nd) for t, _, _, nd in events(result, START)] == [(300.0, 0)]
+
+
+def test_a_node_kept_while_others_boot_is_released_once_they_are_up():
+    nodes = [node(0), node(1, elastic=True), node(2, elastic=True)]
+    nodes[2].gpu_model, nodes[2].boot_s = "K80", 400.0  # b needs the K80 node, slow to boot
+    work = jobs(job("a", 0, 1000), job("a2", 0, 50), job("b", 1, 2000, gpu_models=("K80",)))
+    result = simulate(work, ClusterState(nodes), parse_policy("fcfs+first-fit"))
+    # n1 boots for a2 (up at 100, empty at 150); its idle timer (50 s) finds n2 booting until 401,
+    # so it is looked at again every 50 s and released at 450
+    assert [(t, k, nd) for t, k, _, nd in events(result, NODE_UP, NODE_DOWN)] == [
+        (0.0, NODE_UP, 1), (1.0, NODE_UP, 2), (450.0, NODE_DOWN, 1)]
+    assert [(t, j, nd) for t, _, j, nd in events(result, START)] == [(0.0, 0, 0), (100.0, 1, 1), (401.0, 2, 2)]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from altostrat.catalog.power import NodePower, cluster_power
-from altostrat.cluster.state import ClusterState, Node
+from altostrat.cluster.state import ClusterState, Node, is_empty
 from altostrat.engine import BOOT, PREEMPT, REJECT, REVOKED, START, Decision, Engine, PolicyContext
 from altostrat.policy.registry import Policy
 from altostrat.sim.eventlog import (FINISH, NODE_DOWN, NODE_UP, NOTICE, SUBMIT, EventLog, PREEMPT as LOG_PREEMPT,
@@ -142,9 +142,12 @@ def simulate(
         if kind == _BOOTED:
             next_revocation(node, now)
             return engine.node_back(node, now)
-        if now - empty_since.get(idx, now) >= node.idle_s and engine.scale_down(node):  # _IDLE
-            log.append(now, NODE_DOWN, -1, node=idx)
-            gen[idx] += 1
+        if now - empty_since.get(idx, now) >= node.idle_s:  # _IDLE
+            if engine.scale_down(node):
+                log.append(now, NODE_DOWN, -1, node=idx)
+                gen[idx] += 1
+            elif node.up and is_empty(node):  # kept while other nodes boot: look again later
+                push(now + node.idle_s, _IDLE, None, node)
         return []
 
     while True:
