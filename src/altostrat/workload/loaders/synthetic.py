@@ -31,7 +31,7 @@ MEM_PER_GPU_MIB = 32 * 1024
 
 OPTIONS = {
     "jobs": int, "load": float, "seed": int, "tenants": int, "priorities": int,
-    "deadlines": float, "slack": float,
+    "deadlines": float, "slack": float, "spot": float, "checkpoint_s": float,
 }
 
 
@@ -42,26 +42,28 @@ def _speeds(name: str) -> dict[str, float]:
 
 @workload_source(
     "synthetic",
-    "synthetic[:jobs=N,load=F,seed=S,tenants=T,priorities=P,deadlines=F,slack=X]",
+    "synthetic[:jobs=N,load=F,seed=S,tenants=T,priorities=P,deadlines=F,slack=X,spot=F,checkpoint_s=C]",
     "seeded Philly-calibrated generator (embedded default; load is relative to --cluster)",
 )
 def synthetic(arg: str, ctx: WorkloadContext) -> list[Job]:
-    opts = {"jobs": 1000, "load": 0.8, "seed": 1, "tenants": 1, "priorities": 1, "deadlines": 0.0, "slack": 3.0}
+    opts = {"jobs": 1000, "load": 0.8, "seed": 1, "tenants": 1, "priorities": 1, "deadlines": 0.0, "slack": 3.0,
+            "spot": 0.0, "checkpoint_s": 0.0}
     opts.update(parse_options(arg, OPTIONS, "synthetic"))
     if ctx.seed is not None:
         opts["seed"] = ctx.seed
     checks = {
         "jobs": opts["jobs"] >= 1, "load": opts["load"] > 0, "tenants": opts["tenants"] >= 1,
         "priorities": opts["priorities"] >= 1, "deadlines": 0 <= opts["deadlines"] <= 1, "slack": opts["slack"] >= 1,
+        "spot": 0 <= opts["spot"] <= 1, "checkpoint_s": opts["checkpoint_s"] >= 0,
     }
     for key, ok in checks.items():
         if not ok:
             raise TraceError(f"synthetic: option {key}={opts[key]} is out of range (jobs, tenants, priorities >= 1; "
-                             "load > 0; deadlines in [0, 1]; slack >= 1)")
+                             "load > 0; deadlines and spot in [0, 1]; slack >= 1; checkpoint_s >= 0, 0 for none)")
     return generate(**opts, cluster=ctx.cluster)
 
 
-def generate(jobs, load, seed, tenants, priorities, deadlines, slack, cluster=None) -> list[Job]:
+def generate(jobs, load, seed, tenants, priorities, deadlines, slack, spot=0.0, checkpoint_s=0.0, cluster=None) -> list[Job]:
     rng = np.random.default_rng(seed)
     n = jobs
     long = rng.random(n) < 0.2
@@ -86,6 +88,7 @@ def generate(jobs, load, seed, tenants, priorities, deadlines, slack, cluster=No
     tenant = rng.integers(tenants, size=n)
     priority = rng.integers(priorities, size=n)
     has_deadline = rng.random(n) < deadlines
+    allows_spot = rng.random(n) < spot  # drawn last: the other draws of a seed stay as they were
 
     out = []
     for i in range(n):
@@ -104,6 +107,8 @@ def generate(jobs, load, seed, tenants, priorities, deadlines, slack, cluster=No
                 priority=int(priority[i]),
                 deadline=float(submit[i] + slack * duration[i] / speed_on_cluster[i]) if has_deadline[i] else None,
                 job_type=types[type_idx[i]],
+                spot=bool(allows_spot[i]),
+                checkpoint_s=checkpoint_s or None,
             )
         )
     return out
