@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -122,7 +123,7 @@ def _print_table(results: list[dict]) -> None:
     table = Table(title="policy comparison" if len(results) > 1 else None)
     table.add_column("metric", style="bold", no_wrap=True)
     for r in results:
-        table.add_column(r["policy"], justify="right", overflow="fold")
+        table.add_column(escape(r["policy"]), justify="right", overflow="fold")  # [params] are not markup
     for key, label in SUMMARY_COLUMNS:
         table.add_row(label, *(fmt(r["metrics"].get(key)) for r in results))
     out.print(table)

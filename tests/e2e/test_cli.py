@@ -124,3 +124,8 @@ def test_hourly_carbon_data_is_echoed_and_changes_the_carbon_figure(shared_data)
     # same schedule and energy; only the grid intensity behind the V100 pool (us-east-1 -> PJM) differs
     assert hourly_run["metrics"]["energy_kwh"] == static["metrics"]["energy_kwh"]
     assert hourly_run["metrics"]["carbon_kgco2e"] != static["metrics"]["carbon_kgco2e"]
+
+
+def test_the_table_names_policies_with_their_parameters():
+    out = altostrat("simulate", "--workload", "synthetic:jobs=20", "--policy", "las[queues=3]+best-fit")
+    assert "las[queues=3]+best-fit" in out.stdout  # brackets are text, not console markup
