@@ -152,12 +152,24 @@ class Engine:
             self._preempt(run, now, lost=True)
             self.overhead_due[job.idx] = self.policy.recovery.restart_s
             self.revocations[job.idx] = self.revocations.get(job.idx, 0) + 1
-            rule = _recovery_rule(self.policy.recovery.strategy, node)
+            strategy = self.policy.recovery.strategy
+            if strategy == "deadline-aware":
+                strategy = "fallback-on-demand" if self._slack_is_short(job, now) else "anywhere"
+            rule = _recovery_rule(strategy, node)
             if rule is not None and any(rule(n) and allowed_on(n, job) for n in self.state.nodes):
                 self.state.restrict[job.idx] = rule  # else the strategy has nowhere to go: anywhere allowed
             self._enqueue(job, now)
             decisions.append(Decision(PREEMPT, job, REVOKED))
         return decisions + self.schedule(now)
+
+    def _slack_is_short(self, job: Job, now: float) -> bool:
+        """Whether a job could not afford its remaining run twice over before its deadline:
+        then another revocation is a risk it should not take (deadline-aware recovery)."""
+        if job.deadline is None:
+            return False
+        best = max(job.speeds.values(), default=1.0) if job.speeds else 1.0
+        run = self.work_left[job.idx] / best
+        return job.deadline - now - self.policy.recovery.restart_s - run < run
 
     def cordon(self, node: Node) -> None:
         """A revocation notice: place nothing new on the node (nor boot it); what runs there runs on."""

@@ -85,8 +85,23 @@ def test_a_strategy_with_nowhere_to_go_falls_back_to_anywhere():
     assert started_on(engine.revoke(state.nodes[0], 10.0), engine, "a") == 1
 
 
+@pytest.mark.parametrize("deadline, back_on_spot", [(None, True), (100.0 + 60 + 2 * 940, True),
+                                                    (100.0 + 60 + 2 * 940 - 1, False)])
+def test_deadline_aware_recovery_keeps_spot_while_the_deadline_affords_it(deadline, back_on_spot):
+    """Revoked at 100 after 100 s of running (checkpoints every 60 s: 940 s of work left, 60 s
+    restart): back to spot if the deadline leaves room for the rest of the run twice over."""
+    state = ClusterState([node(0, "spot", spot=True), node(1, "od")])
+    engine = Engine(state, parse_policy("fcfs+first-fit+recover[strategy=deadline-aware]"))
+    b, a = jobs(job("b", 0, 10_000), job("a", 0, 1000, spot=True, checkpoint_s=60.0, deadline=deadline))
+    engine.submit(b, 0)  # holds the on-demand node
+    engine.submit(a, 0)
+    assert engine.revoke(state.nodes[0], 100.0)[0].reason == REVOKED and engine.work_left[a.idx] == 940.0
+    again = engine.node_back(state.nodes[0], 200.0)
+    assert [d.job.id for d in again] == (["a"] if back_on_spot else [])
+
+
 def test_recover_errors_name_the_choices():
-    with pytest.raises(PolicyError, match="use one of anywhere, same-pool, next-region, fallback-on-demand"):
+    with pytest.raises(PolicyError, match="use one of anywhere, same-pool, next-region, fallback-on-demand, deadline-aware"):
         parse_policy("fcfs+recover[strategy=elsewhere]")
 
 

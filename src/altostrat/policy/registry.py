@@ -294,7 +294,7 @@ class Backfill:
             raise ValueError("depth must be >= 1")
 
 
-RECOVERY_STRATEGIES = ("anywhere", "same-pool", "next-region", "fallback-on-demand")
+RECOVERY_STRATEGIES = ("anywhere", "same-pool", "next-region", "fallback-on-demand", "deadline-aware")
 
 
 @dataclass(frozen=True)
@@ -302,7 +302,9 @@ class Recovery:
     """Where a job whose spot node was revoked may run next.
 
     anywhere: any node it is allowed on; same-pool: wait for its pool; next-region: any
-    region but the one that revoked it; fallback-on-demand: on-demand or reserved nodes only.
+    region but the one that revoked it; fallback-on-demand: on-demand or reserved nodes only;
+    deadline-aware: anywhere while the job's deadline leaves room for its remaining run twice
+    over, else as fallback-on-demand (jobs without a deadline: anywhere).
     """
 
     strategy: str = "anywhere"
