@@ -21,6 +21,7 @@ from altostrat.compare import aggregate_seeds
 from altostrat.policy.registry import PolicyError, split_top
 from altostrat.report.html import SUMMARY_COLUMNS, fmt, write_report
 from altostrat.sim.run import RunRequest, dumps, run, run_with_series
+from altostrat.service.cli import register as register_service
 from altostrat.spec.load import SpecError
 from altostrat.workload.sources import TraceError
 
@@ -424,6 +425,9 @@ def plan(
         return
     out.print(plan_table(result, top))
     out.print(totals_line(result))
+
+
+register_service(app)
 
 
 def main() -> None:  # pragma: no cover

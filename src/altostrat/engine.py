@@ -130,11 +130,37 @@ class Engine:
         run = self.running.pop(job.idx)
         self._stop(run, now)
         self.work_left.pop(job.idx, None)
+        self._drop_tenant_job(job)
+        return self.schedule(now)
+
+    def withdraw(self, job: Job, now: float) -> list[Decision]:
+        """The job leaves the engine (cancelled, or its spec changed): stop it if it runs, else
+        take it off the queue."""
+        if job.idx in self.running:
+            return self.finish(job, now)
+        self._dequeue(job)
+        self.work_left.pop(job.idx, None)
+        self._drop_tenant_job(job)
+        return self.schedule(now)
+
+    def adopt(self, job: Job, alloc: Alloc, start: float) -> None:
+        """Take in a job that already runs on exactly `alloc` since `start` (the control plane
+        rebuilding its engine when pools change); it ends with `finish` as if started here."""
+        self.state.restore(job, alloc)
+        self.work_left[job.idx] = job.duration
+        self.tenant_jobs[job.tenant] = self.tenant_jobs.get(job.tenant, 0) + 1
+        model = self.state.nodes[alloc[0][0]].gpu_model
+        run = Run(job, alloc, start, job.speed(model), 0.0, job.duration, model)
+        self.running[job.idx] = run
+        self._account(run, start, +1)
+        for hook in self._on_started:
+            hook(job, run, self, start)
+
+    def _drop_tenant_job(self, job: Job) -> None:
         if self.tenant_jobs[job.tenant] > 1:
             self.tenant_jobs[job.tenant] -= 1
         else:
             del self.tenant_jobs[job.tenant]
-        return self.schedule(now)
 
     def wakeup(self, now: float) -> list[Decision]:
         self._wakeups += 1  # order keys may have moved: preemption is worth another look

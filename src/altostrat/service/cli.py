@@ -1,0 +1,196 @@
+"""`altostrat serve`, `altostrat db upgrade` and the client verbs, registered on the main app.
+
+The service's dependencies (FastAPI, SQLAlchemy, httpx) are imported inside the commands, so
+that the simulator's commands start as fast as before.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+ServerOpt = Annotated[str, typer.Option("--server", envvar="ALTOSTRAT_SERVER", help="the service's URL")]
+TokenOpt = Annotated[Optional[str], typer.Option("--token", envvar="ALTOSTRAT_TOKEN", help="an API token",
+                                                 show_default=False)]
+DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="SQLite database, job logs and working folders")]
+DbOpt = Annotated[Optional[str], typer.Option("--db", help="a SQLAlchemy URL instead of SQLite in --data-dir")]
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+DEFAULT_DATA_DIR = Path("altostrat-data")
+
+db_app = typer.Typer(help="The control plane's database.", no_args_is_help=True)
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(2)
+
+
+def _client(server: str, token: str | None):
+    from altostrat.service.client import Client, ClientError
+
+    try:
+        return Client(server, token)
+    except ClientError as exc:
+        fail(str(exc))
+
+
+def _kind(text: str) -> str:
+    from altostrat.service.objects import KINDS, kind_of
+
+    kind = kind_of(text)
+    if kind is None:
+        fail(f"unknown kind {text!r}; one of: {', '.join(k.lower() for k in KINDS)}")
+    return kind
+
+
+def _columns(kind: str, obj: dict) -> dict[str, str]:
+    spec, status = obj["spec"], obj["status"]
+    if kind == "Job":
+        return {"NAME": obj["metadata"]["name"], "QUEUE": spec["queue"], "STATE": status["state"],
+                "ATTEMPTS": str(status.get("attempts", 0)), "EXIT": str(status.get("exitCode", "")),
+                "REASON": status.get("reason", "")}
+    if kind == "Queue":
+        quota = ",".join(f"{k}={v:g}" for k, v in spec["quota"].items() if v is not None) or "none"
+        return {"NAME": obj["metadata"]["name"], "TENANT": spec["tenant"], "QUOTA": quota, "WEIGHT": f"{spec['weight']:g}"}
+    if kind == "Pool":
+        gpu = spec.get("gpu")
+        return {"NAME": obj["metadata"]["name"], "NODES": str(spec["nodes"]),
+                "GPU": f"{gpu['count']} x {gpu['model']}" if gpu else "-", "CPU": f"{spec['cpu']:g}",
+                "MEMORY_GIB": f"{spec['memoryGib']:g}"}
+    return {"NAME": obj["metadata"]["name"]}
+
+
+def _table(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return "no objects"
+    widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in rows[0]}
+    lines = ["  ".join(k.ljust(w) for k, w in widths.items()).rstrip()]
+    lines += ["  ".join(r[k].ljust(w) for k, w in widths.items()).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+
+    @app.command(rich_help_panel="Control plane")
+    def serve(
+        host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
+        data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+        db: DbOpt = None,
+        policy: Annotated[str, typer.Option(help="ORDER[+PLACEMENT][+backfill][+preempt]…, as for simulate")] = "fcfs+best-fit",
+        grace_s: Annotated[float, typer.Option("--grace-s", min=0, help="seconds between the checkpoint signal and SIGKILL")] = 30.0,
+    ) -> None:
+        """Run the control plane: the API, the store and the engine, on this machine's processes."""
+        from altostrat.policy.registry import PolicyError
+        from altostrat.service.server import serve as run_server
+
+        try:
+            run_server(host, port, data_dir, db, policy, grace_s, echo=lambda line: print(line, flush=True))
+        except PolicyError as exc:
+            fail(str(exc))
+
+    @db_app.command("upgrade")
+    def db_upgrade(data_dir: DataDirOpt = DEFAULT_DATA_DIR, db: DbOpt = None) -> None:
+        """Create or migrate the schema to the latest revision (`serve` does this on start)."""
+        from altostrat.service.server import open_store, shown
+
+        store = open_store(data_dir, db)
+        print(f"{shown(store.url)}: schema at the latest revision")
+        store.close()
+
+    @app.command(rich_help_panel="Control plane")
+    def apply(
+        file: Annotated[str, typer.Option("--file", "-f", help="a YAML file of one or more objects; - for stdin")],
+        server: ServerOpt = DEFAULT_SERVER,
+        token: TokenOpt = None,
+    ) -> None:
+        """Create or update the objects of FILE, all or none."""
+        import yaml
+
+        from altostrat.service.client import ClientError
+
+        try:
+            text = sys.stdin.read() if file == "-" else Path(file).read_text()
+            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        except OSError as exc:
+            fail(f"{file}: {exc.strerror}")
+        except yaml.YAMLError as exc:
+            fail(f"{file}: not valid YAML: {exc}")
+        if not docs:
+            fail(f"{file}: holds no document")
+        sources = [f"{file} (document {i + 1})" for i in range(len(docs))]
+        try:
+            results = _client(server, token).apply(docs, sources)
+        except ClientError as exc:
+            fail(str(exc))
+        for r in results:
+            print(f"{r['object']['kind'].lower()}/{r['object']['metadata']['name']} {r['result']}")
+
+    @app.command(rich_help_panel="Control plane")
+    def get(
+        kind: Annotated[str, typer.Argument(help="tenants, queues, pools or jobs")],
+        name: Annotated[Optional[str], typer.Argument(help="one object; all when left out")] = None,
+        output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+        server: ServerOpt = DEFAULT_SERVER,
+        token: TokenOpt = None,
+    ) -> None:
+        """Show objects and their status."""
+        from altostrat.service.client import ClientError
+
+        if output not in ("table", "json"):
+            fail(f"--output {output!r}: use table or json")
+        kind = _kind(kind)
+        client = _client(server, token)
+        try:
+            objs = [client.get(kind, name)] if name else client.list(kind)
+        except ClientError as exc:
+            fail(str(exc))
+        if output == "json":
+            print(json.dumps(objs[0] if name else objs, indent=2))
+        else:
+            print(_table([_columns(kind, o) for o in objs]))
+
+    @app.command(rich_help_panel="Control plane")
+    def delete(kind: str, name: str, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None) -> None:
+        """Delete an object (a job once it has ended; cancel it first)."""
+        from altostrat.service.client import ClientError
+
+        kind = _kind(kind)
+        try:
+            _client(server, token).delete(kind, name)
+        except ClientError as exc:
+            fail(str(exc))
+        print(f"{kind.lower()}/{name} deleted")
+
+    @app.command(rich_help_panel="Control plane")
+    def cancel(job: str, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None) -> None:
+        """Cancel a job: its tasks get the checkpoint signal, then SIGKILL after the grace period."""
+        from altostrat.service.client import ClientError
+
+        try:
+            _client(server, token).cancel(job)
+        except ClientError as exc:
+            fail(str(exc))
+        print(f"job/{job} cancelling")
+
+    @app.command(rich_help_panel="Control plane")
+    def logs(
+        job: str,
+        attempt: Annotated[Optional[int], typer.Option(min=1, help="default: the latest")] = None,
+        task: Annotated[Optional[int], typer.Option(min=0, help="default: every task")] = None,
+        server: ServerOpt = DEFAULT_SERVER,
+        token: TokenOpt = None,
+    ) -> None:
+        """Print a job's task logs (stdout and stderr)."""
+        from altostrat.service.client import ClientError
+
+        try:
+            sys.stdout.write(_client(server, token).logs(job, attempt, task))
+        except ClientError as exc:
+            fail(str(exc))

@@ -1,0 +1,162 @@
+"""The control plane's declarative objects: the `altostrat/v1` spec format, extended.
+
+Each object is `{apiVersion: altostrat/v1, kind, metadata: {name, labels}, spec}` with
+camelCase keys, like the simulator's Cluster and Workload documents (spec/schema.py), whose
+Metadata and GpuSpec it reuses. A Queue names its Tenant, a Job names its Queue.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+
+from altostrat.resources import MILLI, check_gpu_milli
+from altostrat.spec.schema import API_VERSION, GpuSpec, Metadata, Model
+
+# a live job's run time is unknown; the engine still needs one for EASY backfill and SJF
+DEFAULT_EXPECTED_DURATION_S = 3600.0
+MAX_NAME = 253
+
+
+class ObjectError(ValueError):
+    """An invalid object: `errors` lists (field path, message) pairs, paths like `spec.resources.gpu`."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {msg}" for field, msg in errors))
+        self.errors = errors
+
+
+class TenantSpec(Model):
+    display_name: str | None = Field(default=None, max_length=200)
+
+
+class QuotaSpec(Model):
+    """The most a queue's running jobs may hold at once; a resource left out is unlimited."""
+
+    gpu: float | None = Field(default=None, ge=0, description="GPUs")
+    cpu: float | None = Field(default=None, ge=0, description="vCPUs")
+    memory_gib: float | None = Field(default=None, ge=0, description="GiB")
+
+
+class QueueSpec(Model):
+    tenant: str = Field(min_length=1, description="the Tenant this queue belongs to")
+    quota: QuotaSpec = QuotaSpec()
+    weight: float = Field(default=1.0, gt=0, description="fair-share weight (stored; used by a later slice)")
+
+
+class PoolSpec(Model):
+    """Capacity offered to the executor: `nodes` identical nodes. A GPU count may be declared on
+    a machine without GPUs (for testing): devices are only numbers in CUDA_VISIBLE_DEVICES."""
+
+    nodes: int = Field(default=1, ge=1, le=10_000)
+    gpu: GpuSpec | None = None
+    cpu: float = Field(gt=0, description="vCPUs per node")
+    memory_gib: float = Field(gt=0, description="memory per node in GiB")
+    region: str | None = Field(default=None, min_length=1)
+
+
+class JobResources(Model):
+    gpu: float = Field(default=0, ge=0, description="GPUs per task: a share of one (0.5) or whole GPUs (2)")
+    cpu: float = Field(default=1, ge=0, description="vCPUs per task")
+    memory_gib: float = Field(default=0, ge=0, description="memory per task in GiB; enforced with RLIMIT_AS")
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpu_shape(cls, v: float) -> float:
+        problem = check_gpu_milli(round(v * MILLI))
+        if problem:
+            raise ValueError(f"gpu {v}: {problem}")
+        return v
+
+
+class JobSpec(Model):
+    queue: str = Field(min_length=1, description="the Queue it is submitted to")
+    command: list[str] = Field(min_length=1, description="program and arguments, run without a shell")
+    env: dict[str, str] = {}
+    working_dir: str | None = Field(default=None, min_length=1, description="default: the job's folder in the data dir")
+    resources: JobResources = JobResources()
+    tasks: int = Field(default=1, ge=1, le=1024, description="gang size: tasks that start together")
+    priority: int = 0
+    deadline_s: float | None = Field(default=None, gt=0, description="seconds after submission it should end by")
+    expected_duration_s: float = Field(default=DEFAULT_EXPECTED_DURATION_S, gt=0,
+                                       description="run-time estimate the engine plans with (backfill, SJF)")
+    retries: int = Field(default=0, ge=0, le=100, description="attempts after a failed one")
+    checkpoint_signal: str = Field(default="SIGTERM", description="sent before SIGKILL when preempted or cancelled")
+
+    @field_validator("command")
+    @classmethod
+    def _program(cls, v: list[str]) -> list[str]:
+        if not v[0]:
+            raise ValueError("the first element (the program) must not be empty")
+        return v
+
+    @field_validator("checkpoint_signal")
+    @classmethod
+    def _signal(cls, v: str) -> str:
+        name = v if v.startswith("SIG") else f"SIG{v}"
+        if name not in signal.Signals.__members__ or name == "SIGKILL":
+            raise ValueError(f"{v!r} is not a catchable signal; use e.g. SIGTERM, SIGINT or SIGUSR1")
+        return name
+
+
+class _Object(Model):
+    api_version: Literal["altostrat/v1"]
+    metadata: Metadata
+
+
+class TenantObject(_Object):
+    kind: Literal["Tenant"]
+    spec: TenantSpec = TenantSpec()
+
+
+class QueueObject(_Object):
+    kind: Literal["Queue"]
+    spec: QueueSpec
+
+
+class PoolObject(_Object):
+    kind: Literal["Pool"]
+    spec: PoolSpec
+
+
+class JobObject(_Object):
+    kind: Literal["Job"]
+    spec: JobSpec
+
+
+KINDS: dict[str, type[_Object]] = {"Tenant": TenantObject, "Queue": QueueObject, "Pool": PoolObject, "Job": JobObject}
+# URL and CLI spellings of each kind: `jobs`, `job`, `Job`
+_ALIASES = {alias: kind for kind in KINDS for alias in (kind, kind.lower(), kind.lower() + "s")}
+
+
+def kind_of(text: str) -> str | None:
+    """The kind a URL segment or CLI argument names (`jobs`, `job`, `Job`), or None."""
+    return _ALIASES.get(text) or _ALIASES.get(text.lower())
+
+
+def field_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_object(raw: object) -> _Object:
+    """Validate one object; ObjectError names each bad field."""
+    if not isinstance(raw, dict):
+        raise ObjectError([("", "an object must be a mapping with apiVersion, kind, metadata and spec")])
+    if raw.get("apiVersion") != API_VERSION:
+        raise ObjectError([("apiVersion", f"must be {API_VERSION!r} (got {raw.get('apiVersion')!r})")])
+    model = KINDS.get(raw.get("kind"))  # type: ignore[arg-type]
+    if model is None:
+        raise ObjectError([("kind", f"unknown kind {raw.get('kind')!r}; one of: {', '.join(KINDS)}")])
+    try:
+        obj = model.model_validate(raw)
+    except ValidationError as exc:
+        raise ObjectError([(field_path(e["loc"]), e["msg"]) for e in exc.errors()]) from None
+    if len(obj.metadata.name) > MAX_NAME:
+        raise ObjectError([("metadata.name", f"at most {MAX_NAME} characters (a DNS name's limit)")])
+    return obj
+

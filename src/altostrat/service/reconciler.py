@@ -1,0 +1,415 @@
+"""The reconciler: the one thread that owns the Engine and turns store changes into its events.
+
+Each turn it reaps exited tasks, kills tasks past their grace period, and (when woken by the
+API, or every `RESYNC_S`) reads Pools, Queues and active Jobs: a new pending Job becomes
+`engine.submit`, a cancelled one `engine.withdraw`, an attempt that ended `engine.finish`,
+at the wall clock's time (monotonic seconds since start). The engine is the simulator's: its
+decisions are applied here. START writes the attempt's task rows (STARTING), commits, then
+spawns; PREEMPT commits the job back to PENDING, then sends the job's checkpoint signal and
+SIGKILL after the grace period; REJECT fails the job with the engine's reason. A START that
+lands on devices whose preempted tasks are still stopping waits for them to exit.
+
+A live job's run time is unknown: the engine plans with `spec.expectedDurationS` (default
+3600 s), which only EASY backfill and SJF-like orders read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from altostrat.cluster.state import ClusterState, Node
+from altostrat.engine import PREEMPT, REJECT, START, Decision, Engine
+from altostrat.policy.registry import parse_policy
+from altostrat.resources import MILLI
+from altostrat.service import executor as ex
+from altostrat.service.quota import QueueQuotaGate
+from altostrat.service.store import (CANCELLED, EXITED, FAILED, LOST, PENDING, RUNNING, STARTING, STOPPING,
+                                     SUCCEEDED, Store)
+from altostrat.workload.job import Job
+
+log = logging.getLogger("altostrat.reconciler")
+
+RESYNC_S = 0.5  # how stale the reconciler's view of the store may get without a wake-up
+TICK_S = 0.05  # reaping interval while tasks run
+BACKOFF_S, BACKOFF_MAX_S = 1.0, 300.0  # retry n waits BACKOFF_S * 2**(n-1), at most BACKOFF_MAX_S
+
+
+@dataclass
+class Task:
+    """A spawned process of one task of one attempt."""
+
+    row: int
+    job_id: int
+    attempt: int
+    node: str
+    devices: tuple[int, ...]
+    proc: object  # subprocess.Popen
+    kill_at: float | None = None  # monotonic time of the SIGKILL once signalled
+
+
+@dataclass
+class Live:
+    """A job the engine knows (pending or running), or whose tasks still stop."""
+
+    id: int
+    name: str
+    spec: dict
+    job: Job
+    attempt: int = 0  # the current attempt's number (0: none yet)
+    unspawned: list[tuple] = field(default_factory=list)  # (row, task, node, devices) waiting for devices
+    stopping: str | None = None  # why the current attempt's tasks are being stopped
+
+
+class Reconciler:
+    def __init__(self, store: Store, policy: str, data_dir: Path, grace_s: float = 30.0) -> None:
+        parse_policy(policy)  # a bad name fails at start-up, not in the thread
+        self.store, self.policy_name, self.data_dir, self.grace_s = store, policy, Path(data_dir), grace_s
+        self.mono0, self.wall0 = time.monotonic(), time.time()
+        self.engine: Engine | None = None
+        self.gate = QueueQuotaGate()
+        self.node_idx: dict[str, int] = {}
+        self.pool_sig: tuple | None = None
+        self.queues: dict[str, dict] = {}
+        self.live: dict[int, Live] = {}
+        self.tasks: dict[int, Task] = {}  # task row -> process
+        self.wake_at: float | None = None  # engine time a policy piece asked to be woken
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def now(self) -> float:
+        return time.monotonic() - self.mono0
+
+    # -- life cycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.recover()
+        self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop the loop, then every task (checkpoint signal, grace period, SIGKILL); their jobs
+        go back to PENDING and run again when the service starts."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        for live in list(self.live.values()):
+            if live.stopping is None and self.engine is not None and live.id in self.engine.running:
+                self._stop_tasks(live, "shutdown")
+        deadline = time.monotonic() + self.grace_s + 5
+        while self.tasks and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(TICK_S)
+        with self.store.tx() as conn:
+            for live in self.live.values():
+                if live.stopping == "shutdown":
+                    self.store.update_job(conn, live.id, PENDING, reason="interrupted: the service stopped; "
+                                                                         "it runs again when the service starts")
+
+    def recover(self) -> None:
+        """At start-up: no task of a previous run may go on unrecorded. A task process still
+        alive is killed (adopting it is a later slice); its job runs again. A job whose last
+        attempt's tasks all ended before the stop is concluded from their exit codes."""
+        with self.store.tx() as conn:
+            for row in self.store.live_tasks(conn):
+                if row["pid"] and ex.proc_start(row["pid"]) == row["proc_start"]:
+                    ex.signal_group(row["pid"], 9)
+                    for _ in range(100):
+                        if ex.proc_start(row["pid"]) is None:
+                            break
+                        time.sleep(0.05)
+                self.store.update_task(conn, row["id"], state=LOST, ended_at=time.time())
+            for job in self.store.jobs(conn, (RUNNING,)):
+                tasks = self.store.attempt_tasks(conn, job["id"], job["status"].get("attempts", 0))
+                if job["status"].get("cancelRequested"):
+                    self.store.update_job(conn, job["id"], CANCELLED, reason="cancelled", finishedAt=time.time())
+                elif tasks and all(r["state"] == EXITED for r in tasks):
+                    self._conclude_rows(conn, job, tasks)
+                else:
+                    self.store.update_job(conn, job["id"], PENDING, reason="interrupted: the service stopped; "
+                                                                           "it runs again")
+
+    def _loop(self) -> None:
+        last_sync = -math.inf
+        try:
+            while not self._stop.is_set():
+                woken = self._wake.wait(TICK_S if self.tasks or self._waiting() else RESYNC_S)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
+                self._reap()
+                if woken or time.monotonic() - last_sync >= RESYNC_S:
+                    last_sync = time.monotonic()
+                    self.sync()
+                if self.engine is not None and self.wake_at is not None and self.now() >= self.wake_at:
+                    self.wake_at = None
+                    self._apply(self.engine.wakeup(self.now()))
+        except BaseException as exc:  # the API goes on answering; /healthz reports this
+            log.exception("reconciler stopped")
+            self.error = exc
+
+    def _waiting(self) -> bool:
+        return any(live.unspawned for live in self.live.values())
+
+    # -- reading the store ----------------------------------------------------------------
+    def sync(self) -> None:
+        with self.store.tx() as conn:
+            pool_sig = self.store.pool_signature(conn)
+            pools = self.store.specs(conn, "Pool") if pool_sig != self.pool_sig else None
+            queues = self.store.specs(conn, "Queue")
+            jobs = self.store.jobs(conn)
+        if pools is not None:
+            self.pool_sig = pool_sig
+            self._rebuild(pools, queues)
+        elif queues != self.queues:
+            self.queues = queues
+            for name, spec in queues.items():
+                self.gate.set_queue(name, spec["quota"])
+            if self.engine is not None:
+                self._apply(self.engine.wakeup(self.now()))
+        wall = time.time()
+        for row in sorted(jobs, key=lambda r: r["id"]):
+            live = self.live.get(row["id"])
+            status = row["status"]
+            if status.get("cancelRequested"):
+                self._cancel(row, live)
+            elif live is not None:
+                if row["state"] == PENDING and row["spec"] != live.spec and self._pending_in_engine(live):
+                    decisions = self.engine.withdraw(live.job, self.now())
+                    self._forget(live)
+                    self._apply(decisions)
+                    self._submit(row)
+            elif row["state"] == PENDING and self.engine is not None and status.get("notBefore", 0) <= wall:
+                self._submit(row)
+
+    def _pending_in_engine(self, live: Live) -> bool:
+        return self.engine is not None and live.id in self.engine.pending
+
+    def _rebuild(self, pools: dict[str, dict], queues: dict[str, dict]) -> None:
+        """New Pools: a new engine on the new nodes; running jobs keep exactly their devices
+        (a pool with tasks running cannot change), pending ones are submitted again in order."""
+        nodes: list[Node] = []
+        for pool in sorted(pools):
+            spec = pools[pool]
+            gpu = spec.get("gpu")
+            for i in range(spec["nodes"]):
+                nodes.append(Node(len(nodes), f"{pool}/{i}", pool, gpu["model"] if gpu else None,
+                                  gpu["count"] if gpu else 0, round(spec["cpu"] * MILLI),
+                                  round(spec["memoryGib"] * 1024), region=spec.get("region")))
+        old = self.engine
+        self.gate = QueueQuotaGate()
+        self.gate.queue_of = {live.id: live.spec["queue"] for live in self.live.values()}
+        self.queues = queues
+        for name, spec in queues.items():
+            self.gate.set_queue(name, spec["quota"])
+        self.node_idx = {n.name: n.idx for n in nodes}
+        self.engine = None
+        if not nodes:
+            self.live = {i: live for i, live in self.live.items() if old is None or i not in old.pending}
+            return
+        policy = parse_policy(self.policy_name)
+        self.engine = Engine(ClusterState(nodes), dataclasses.replace(policy, gates=(*policy.gates, self.gate)))
+        resubmit = []
+        for live in self.live.values():
+            run = old.running.get(live.id) if old is not None else None
+            if run is not None:
+                names = [old.state.nodes[i].name for i, _ in run.alloc]
+                if all(name in self.node_idx for name in names):
+                    self.engine.adopt(live.job, tuple((self.node_idx[name], devices) for name, (_, devices)
+                                                      in zip(names, run.alloc)), run.start)
+                    continue
+                # its pool went away between the API's check and its start: run it again elsewhere
+                with self.store.tx() as conn:
+                    self.store.update_job(conn, live.id, PENDING, reason="its pool was removed; waiting to run again")
+                self._stop_tasks(live, "preempt")
+                resubmit.append(live)
+            elif old is not None and live.id in old.pending:
+                resubmit.append(live)
+        for live in resubmit:
+            self._apply(self.engine.submit(live.job, self.now()))
+
+    def _submit(self, row: dict) -> None:
+        spec, res = row["spec"], row["spec"]["resources"]
+        submit = row["created_at"] - self.wall0
+        job = Job(id=row["name"], submit=submit, duration=spec["expectedDurationS"], tasks=spec["tasks"],
+                  gpu_milli=round(res["gpu"] * MILLI), cpu_milli=round(res["cpu"] * MILLI),
+                  mem_mib=round(res["memoryGib"] * 1024), tenant=row["tenant"], priority=spec["priority"],
+                  deadline=None if spec.get("deadlineS") is None else submit + spec["deadlineS"], idx=row["id"])
+        self.live[row["id"]] = Live(row["id"], row["name"], spec, job, row["status"].get("attempts", 0))
+        self.gate.queue_of[row["id"]] = spec["queue"]
+        self._apply(self.engine.submit(job, self.now()))
+
+    # -- decisions ------------------------------------------------------------------------
+    def _apply(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            live = self.live[d.job.idx]
+            if d.kind is START:
+                if not self._stop.is_set():  # shutting down: it stays PENDING in the store
+                    self._start(live)
+            elif d.kind is PREEMPT:
+                with self.store.tx() as conn:
+                    self.store.update_job(conn, live.id, PENDING, reason="preempted; waiting to run again")
+                self._stop_tasks(live, "preempt")
+            elif d.kind is REJECT:
+                with self.store.tx() as conn:
+                    self.store.update_job(conn, live.id, FAILED, reason=f"rejected: {d.reason}", finishedAt=time.time())
+                self._forget(live)
+        if self.engine is not None:
+            self.wake_at = self.engine.next_wakeup(self.now()) if self.engine.pending else None
+
+    def _start(self, live: Live) -> None:
+        run = self.engine.running[live.id]
+        live.attempt += 1
+        live.stopping = None
+        nodes = self.engine.state.nodes
+        rows = []
+        for task, (idx, devices) in enumerate(run.alloc):
+            rows.append(dict(job_id=live.id, attempt=live.attempt, task=task, state=STARTING, node=nodes[idx].name,
+                             devices=",".join(map(str, devices)),
+                             log_path=str(ex.log_path(self.data_dir, live.name, live.id, live.attempt, task))))
+        with self.store.tx() as conn:  # write-ahead: recorded before any process exists
+            self.store.update_job(conn, live.id, RUNNING, attempts=live.attempt, reason=None, notBefore=None,
+                                  startedAt=time.time())
+            ids = self.store.add_tasks(conn, rows)
+        live.unspawned = [(row_id, r["task"], r["node"], tuple(idx_devices[1]))
+                          for row_id, r, idx_devices in zip(ids, rows, run.alloc)]
+        self._spawn_if_free(live)
+
+    def _spawn_if_free(self, live: Live) -> None:
+        """Spawn the attempt's tasks unless a stopping task still holds one of their devices, or
+        an older attempt of the same job still runs (never two attempts at once)."""
+        wanted = {(node, d) for _, _, node, devices in live.unspawned for d in devices}
+        for task in self.tasks.values():
+            if task.job_id == live.id or (task.kill_at is not None and any((task.node, d) in wanted for d in task.devices)):
+                return
+        spec, pending, live.unspawned = live.spec, live.unspawned, []
+        folder = ex.job_dir(self.data_dir, live.name, live.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        cwd = Path(spec["workingDir"]) if spec.get("workingDir") else folder
+        mem_mib = round(spec["resources"]["memoryGib"] * 1024)
+        for n, (row, index, node, devices) in enumerate(pending):
+            env = ex.task_env(spec["env"], {
+                "CUDA_VISIBLE_DEVICES": ",".join(map(str, devices)), "ALTOSTRAT_JOB": live.name,
+                "ALTOSTRAT_ATTEMPT": str(live.attempt), "ALTOSTRAT_TASK_INDEX": str(index),
+                "ALTOSTRAT_NUM_TASKS": str(spec["tasks"]), "ALTOSTRAT_NODE": node})
+            logfile = ex.log_path(self.data_dir, live.name, live.id, live.attempt, index)
+            try:
+                proc = ex.spawn(spec["command"], env, cwd, mem_mib, logfile)
+            except OSError as exc:
+                with self.store.tx() as conn:
+                    self.store.update_task(conn, row, state=EXITED, ended_at=time.time())
+                    self.store.update_job(conn, live.id, startError=f"task {index}: {exc}")
+                live.unspawned = pending[n + 1:]  # never spawned: _stop_tasks records them LOST
+                self._stop_tasks(live, "failed")
+                return
+            with self.store.tx() as conn:
+                self.store.update_task(conn, row, state=RUNNING, pid=proc.pid, proc_start=ex.proc_start(proc.pid),
+                                       started_at=time.time())
+            self.tasks[row] = Task(row, live.id, live.attempt, node, devices, proc)
+        self._maybe_conclude(live)
+
+    def _stop_tasks(self, live: Live, why: str) -> None:
+        """Checkpoint signal now, SIGKILL after the grace period; tasks not yet spawned never are."""
+        live.stopping = why
+        mine = [t for t in self.tasks.values() if t.job_id == live.id and t.attempt == live.attempt and t.kill_at is None]
+        with self.store.tx() as conn:  # write-ahead: the intent is recorded before the signal
+            for task in mine:
+                self.store.update_task(conn, task.row, state=STOPPING)
+            for row, *_ in live.unspawned:
+                self.store.update_task(conn, row, state=LOST, ended_at=time.time())
+        live.unspawned = []
+        sig = ex.signal_number(live.spec["checkpointSignal"])
+        for task in mine:
+            ex.signal_group(task.proc.pid, sig)
+            task.kill_at = time.monotonic() + self.grace_s
+        self._maybe_conclude(live)
+
+    def _cancel(self, row: dict, live: Live | None) -> None:
+        if live is None or self.engine is None or live.id not in self.engine.running:
+            with self.store.tx() as conn:
+                self.store.update_job(conn, row["id"], CANCELLED, reason="cancelled", finishedAt=time.time())
+            if live is not None:
+                decisions = self.engine.withdraw(live.job, self.now()) if self._pending_in_engine(live) else []
+                self._forget(live)
+                self._apply(decisions)
+        elif live.stopping is None:
+            self._stop_tasks(live, "cancel")
+
+    # -- processes ------------------------------------------------------------------------
+    def _reap(self) -> None:
+        for task in list(self.tasks.values()):
+            code = task.proc.poll()
+            if code is None:
+                if task.kill_at is not None and time.monotonic() >= task.kill_at:
+                    ex.signal_group(task.proc.pid, 9)
+                continue
+            ex.signal_group(task.proc.pid, 9)  # what the task left behind in its session
+            del self.tasks[task.row]
+            with self.store.tx() as conn:
+                self.store.update_task(conn, task.row, state=EXITED, exit_code=code, ended_at=time.time())
+            live = self.live.get(task.job_id)
+            if live is None or task.attempt != live.attempt:
+                continue
+            if code != 0 and live.stopping is None:
+                self._stop_tasks(live, "failed")  # a gang fails as a whole
+            else:
+                self._maybe_conclude(live)
+        for live in list(self.live.values()):
+            if live.unspawned:
+                self._spawn_if_free(live)
+
+    def _maybe_conclude(self, live: Live) -> None:
+        """Once no task of the current attempt runs (or waits to spawn): settle the attempt."""
+        if live.unspawned or live.stopping == "preempt" or self.engine is None or live.id not in self.engine.running:
+            return
+        if any(t.job_id == live.id and t.attempt == live.attempt for t in self.tasks.values()):
+            return
+        with self.store.tx() as conn:
+            if live.stopping == "cancel":
+                self.store.update_job(conn, live.id, CANCELLED, reason="cancelled", finishedAt=time.time())
+            elif live.stopping == "shutdown":
+                return
+            else:
+                self._conclude_rows(conn, self.store.job(conn, live.id), self.store.attempt_tasks(conn, live.id, live.attempt))
+            state = self.store.job(conn, live.id)["state"]
+        decisions = self.engine.finish(live.job, self.now())  # before _forget: the quota gate hears of the stop
+        self._forget(live)
+        self._apply(decisions)
+        if state == PENDING:
+            self.wake()  # its retry is due after the backoff: sync looks again
+
+    def _conclude_rows(self, conn, job: dict, tasks: list[dict]) -> None:
+        """SUCCEEDED when every task exited 0; else a retry after a backoff while retries are
+        left, else FAILED with the first failing task's exit code."""
+        bad = next((r for r in tasks if r["exit_code"] != 0), None)
+        now = time.time()
+        if bad is None:
+            self.store.update_job(conn, job["id"], SUCCEEDED, exitCode=0, reason=None, finishedAt=now)
+            return
+        code = bad["exit_code"]
+        failures = job["status"].get("failures", 0) + 1
+        retries = job["spec"]["retries"]
+        what = f"task {bad['task']} " + (f"exited with code {code}" if code is not None else "could not start")
+        if failures <= retries:
+            delay = min(BACKOFF_S * 2 ** (failures - 1), BACKOFF_MAX_S)
+            self.store.update_job(conn, job["id"], PENDING, exitCode=code, failures=failures, notBefore=now + delay,
+                                  reason=f"attempt {job['status'].get('attempts', failures)} failed: {what}; "
+                                         f"retry {failures} of {retries} in {delay:g} s")
+        else:
+            self.store.update_job(conn, job["id"], FAILED, exitCode=code, failures=failures, finishedAt=now,
+                                  reason=f"{what} (attempt {job['status'].get('attempts', failures)}, "
+                                         f"{retries} retr{'y' if retries == 1 else 'ies'} allowed)")
+
+    def _forget(self, live: Live) -> None:
+        self.live.pop(live.id, None)
+        self.gate.queue_of.pop(live.id, None)

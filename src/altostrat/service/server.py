@@ -1,0 +1,58 @@
+"""`altostrat serve`: migrate the store, start the reconciler, serve the API until SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from altostrat.service.executor import ENFORCEMENT
+from altostrat.service.store import Store, database_url
+
+
+def open_store(data_dir: str | Path, db: str | None) -> Store:
+    """The store named by --db, else SQLite in --data-dir, migrated to the latest schema."""
+    store = Store(database_url(data_dir, db))
+    store.upgrade()
+    return store
+
+
+def shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: str, grace_s: float,
+          echo: Callable[[str], None]) -> None:
+    import uvicorn
+
+    from altostrat.service.api import create_app
+    from altostrat.service.reconciler import Reconciler
+
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(data_dir, db)
+    reconciler = Reconciler(store, policy, data_dir, grace_s)  # a bad policy fails before anything starts
+    token = store.ensure_admin_token(os.environ.get("ALTOSTRAT_ADMIN_TOKEN"))
+    app = create_app(store, reconciler.wake,
+                     healthy=lambda: None if reconciler.error is None else f"reconciler stopped: {reconciler.error!r}")
+    echo(f"store: {shown(store.url)} (schema migrated); data dir {data_dir}")
+    echo(f"policy: {policy}")
+    echo(ENFORCEMENT)
+    if token is not None:
+        echo(f"admin token (shown once; only its SHA-256 is stored): {token}")
+    reconciler.start()
+    # uvicorn re-raises the signal that stopped it once it is done; handlers that do nothing
+    # let the clean-up below run first
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    echo(f"listening on http://{host}:{port}")
+    try:
+        server.run()
+    finally:
+        reconciler.stop()
+        store.close()
+    echo("stopped")

@@ -1,0 +1,338 @@
+"""The store: every object, attempt, audit record and token, in one SQL database.
+
+SQLite (the default, a file in the data directory) runs in WAL mode with synchronous=FULL,
+so a committed transaction survives a crash or power loss, and every transaction starts
+with BEGIN IMMEDIATE, so that read-check-write sequences (apply, idempotency keys) are
+serialised. Callers commit a state transition before acting on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.engine import Engine as SqlEngine
+
+from altostrat.service import tables as t
+from altostrat.service.objects import JobObject, ObjectError, PoolObject, QueueObject, TenantObject, _Object
+
+DB_FILE = "altostrat.db"
+PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
+ACTIVE = (PENDING, RUNNING)
+# task rows: STARTING is written before the spawn, RUNNING after it, STOPPING before a signal
+STARTING, STOPPING, EXITED, LOST = "STARTING", "STOPPING", "EXITED", "LOST"
+LIVE_TASK = (STARTING, RUNNING, STOPPING)
+
+
+class StoreError(Exception):
+    status_code = 400
+
+
+class NotFound(StoreError):
+    status_code = 404
+
+
+class Conflict(StoreError):
+    status_code = 409
+
+
+def database_url(data_dir: str | Path, db: str | None) -> str:
+    if db:
+        return db
+    path = Path(data_dir).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path / DB_FILE}"
+
+
+def make_engine(url: str) -> SqlEngine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi, _record) -> None:
+        dbapi.isolation_level = None  # the driver must not open transactions itself: BEGIN below does
+        cur = dbapi.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
+            cur.execute(f"PRAGMA {pragma}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def upgrade(engine: SqlEngine, revision: str = "head") -> None:
+    """Run the alembic migrations up to `revision` (what `altostrat db upgrade` does)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pool_of(node: str) -> str:
+    """Node names are POOL/INDEX (a slash never occurs in an object name)."""
+    return node.rsplit("/", 1)[0]
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+
+    def upgrade(self) -> None:
+        upgrade(self.engine)
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- objects ------------------------------------------------------------------------
+    def apply(self, conn: Connection, obj: _Object) -> tuple[str, dict]:
+        """Create or update one object: ('created' | 'updated' | 'unchanged', its view)."""
+        kind, name = obj.kind, obj.metadata.name
+        spec = obj.spec.model_dump(mode="json", by_alias=True)
+        labels = dict(obj.metadata.labels)
+        tenant = self._check_refs(conn, obj)
+        row = conn.execute(select(t.objects).where(t.objects.c.kind == kind, t.objects.c.name == name)).mappings().first()
+        now = time.time()
+        if row is None:
+            conn.execute(insert(t.objects).values(
+                kind=kind, name=name, tenant=tenant, spec=spec, labels=labels,
+                state=PENDING if kind == "Job" else None, status={}, resource_version=1, created_at=now, updated_at=now))
+            return "created", self._view(conn, kind, name)
+        if row["spec"] == spec and row["labels"] == labels:
+            return "unchanged", self._view(conn, kind, name)
+        if kind == "Job" and row["state"] != PENDING:
+            raise Conflict(f"job {name} is {row['state']}: a started job's spec cannot change; apply it under a new name")
+        if kind == "Queue" and row["spec"]["tenant"] != spec["tenant"]:
+            raise ObjectError([("spec.tenant", f"a queue cannot move to another tenant (it is {row['spec']['tenant']!r})")])
+        if kind == "Pool":
+            self._pool_idle(conn, name, "change")
+        conn.execute(update(t.objects).where(t.objects.c.id == row["id"]).values(
+            spec=spec, labels=labels, tenant=tenant, resource_version=row["resource_version"] + 1, updated_at=now))
+        return "updated", self._view(conn, kind, name)
+
+    def _check_refs(self, conn: Connection, obj: _Object) -> str | None:
+        """The object's tenant; an unknown tenant or queue is a field error."""
+        if isinstance(obj, TenantObject):
+            return obj.metadata.name
+        if isinstance(obj, QueueObject):
+            if self._row(conn, "Tenant", obj.spec.tenant) is None:
+                raise ObjectError([("spec.tenant", f"no Tenant named {obj.spec.tenant!r}; apply it first")])
+            return obj.spec.tenant
+        if isinstance(obj, JobObject):
+            queue = self._row(conn, "Queue", obj.spec.queue)
+            if queue is None:
+                raise ObjectError([("spec.queue", f"no Queue named {obj.spec.queue!r}; apply it first")])
+            return queue["tenant"]
+        assert isinstance(obj, PoolObject)
+        return None
+
+    def _pool_idle(self, conn: Connection, pool: str, verb: str) -> None:
+        busy = conn.execute(select(func.count()).select_from(t.attempts).where(
+            t.attempts.c.node.like(f"{pool}/%"), t.attempts.c.state.in_(LIVE_TASK))).scalar_one()
+        if busy:
+            raise Conflict(f"pool {pool} has {busy} task(s) running; {verb} it once they end (or cancel their jobs)")
+
+    def delete(self, conn: Connection, kind: str, name: str) -> None:
+        row = self._row(conn, kind, name)
+        if row is None:
+            raise NotFound(f"no {kind} named {name!r}")
+        if kind == "Tenant":
+            used = self._names(conn, "Queue", t.objects.c.tenant == name)
+            if used:
+                raise Conflict(f"tenant {name} still has queues ({', '.join(used)}); delete them first")
+        elif kind == "Queue":
+            used = [r["name"] for r in self._rows(conn, "Job", t.objects.c.state.in_(ACTIVE)) if r["spec"]["queue"] == name]
+            if used:
+                raise Conflict(f"queue {name} still has active jobs ({', '.join(used[:5])}); cancel them first")
+        elif kind == "Pool":
+            self._pool_idle(conn, name, "delete")
+        elif row["state"] in ACTIVE:
+            raise Conflict(f"job {name} is {row['state']}; cancel it first, then delete it")
+        conn.execute(delete(t.attempts).where(t.attempts.c.job_id == row["id"]))
+        conn.execute(delete(t.objects).where(t.objects.c.id == row["id"]))
+
+    def request_cancel(self, conn: Connection, name: str) -> dict:
+        row = self._row(conn, "Job", name)
+        if row is None:
+            raise NotFound(f"no Job named {name!r}")
+        if row["state"] not in ACTIVE:
+            raise Conflict(f"job {name} is already {row['state']}")
+        self.update_job(conn, row["id"], cancelRequested=True)
+        return self._view(conn, "Job", name)
+
+    def get(self, conn: Connection, kind: str, name: str) -> dict:
+        view = self._view(conn, kind, name)
+        if view is None:
+            raise NotFound(f"no {kind} named {name!r}")
+        return view
+
+    def list(self, conn: Connection, kind: str) -> list[dict]:
+        rows = self._rows(conn, kind)
+        tasks = self._tasks(conn, [r["id"] for r in rows]) if kind == "Job" else {}
+        return [_view(r, tasks.get(r["id"], [])) for r in rows]
+
+    def _row(self, conn: Connection, kind: str, name: str):
+        return conn.execute(select(t.objects).where(t.objects.c.kind == kind, t.objects.c.name == name)).mappings().first()
+
+    def _rows(self, conn: Connection, kind: str, *where):
+        return conn.execute(select(t.objects).where(t.objects.c.kind == kind, *where).order_by(t.objects.c.id)).mappings().all()
+
+    def _names(self, conn: Connection, kind: str, *where) -> list[str]:
+        return [r["name"] for r in self._rows(conn, kind, *where)]
+
+    def _view(self, conn: Connection, kind: str, name: str) -> dict | None:
+        row = self._row(conn, kind, name)
+        if row is None:
+            return None
+        return _view(row, self._tasks(conn, [row["id"]]).get(row["id"], []) if kind == "Job" else [])
+
+    @staticmethod
+    def _tasks(conn: Connection, job_ids: list[int]) -> dict[int, list[dict]]:
+        out: dict[int, list[dict]] = {}
+        if not job_ids:
+            return out
+        q = select(t.attempts).where(t.attempts.c.job_id.in_(job_ids)).order_by(t.attempts.c.attempt, t.attempts.c.task)
+        for r in conn.execute(q).mappings():
+            out.setdefault(r["job_id"], []).append(dict(r))
+        return out
+
+    # -- what the reconciler reads and writes ---------------------------------------------
+    def jobs(self, conn: Connection, states=ACTIVE) -> list[dict]:
+        return [dict(r) for r in self._rows(conn, "Job", t.objects.c.state.in_(states))]
+
+    def specs(self, conn: Connection, kind: str) -> dict[str, dict]:
+        return {r["name"]: r["spec"] for r in self._rows(conn, kind)}
+
+    def pool_signature(self, conn: Connection) -> tuple:
+        return tuple(conn.execute(select(t.objects.c.name, t.objects.c.resource_version)
+                                  .where(t.objects.c.kind == "Pool").order_by(t.objects.c.name)).all())
+
+    def update_job(self, conn: Connection, job_id: int, state: str | None = None, **status) -> None:
+        """Merge `status` keys into a job's status (a None value removes the key); set its state."""
+        row = conn.execute(select(t.objects.c.status, t.objects.c.state, t.objects.c.resource_version)
+                           .where(t.objects.c.id == job_id)).first()
+        merged = {**row.status, **status}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        conn.execute(update(t.objects).where(t.objects.c.id == job_id).values(
+            state=state or row.state, status=merged, resource_version=row.resource_version + 1, updated_at=time.time()))
+
+    def add_tasks(self, conn: Connection, rows: list[dict]) -> list[int]:
+        return [conn.execute(insert(t.attempts).values(**r)).inserted_primary_key[0] for r in rows]
+
+    def update_task(self, conn: Connection, task_id: int, **cols) -> None:
+        conn.execute(update(t.attempts).where(t.attempts.c.id == task_id).values(**cols))
+
+    def job(self, conn: Connection, job_id: int) -> dict:
+        return dict(conn.execute(select(t.objects).where(t.objects.c.id == job_id)).mappings().one())
+
+    def attempt_tasks(self, conn: Connection, job_id: int, attempt: int) -> list[dict]:
+        return [r for r in self._tasks(conn, [job_id]).get(job_id, []) if r["attempt"] == attempt]
+
+    def log_paths(self, conn: Connection, name: str, attempt: int | None) -> tuple[int, list[tuple[int, str]]]:
+        """(attempt, [(task, log path)]) of a job's attempt, the latest when `attempt` is None."""
+        row = self._row(conn, "Job", name)
+        if row is None:
+            raise NotFound(f"no Job named {name!r}")
+        tasks = self._tasks(conn, [row["id"]]).get(row["id"], [])
+        attempt = attempt or max((r["attempt"] for r in tasks), default=0)
+        return attempt, [(r["task"], r["log_path"]) for r in tasks if r["attempt"] == attempt]
+
+    def live_tasks(self, conn: Connection) -> list[dict]:
+        return [dict(r) for r in conn.execute(select(t.attempts).where(t.attempts.c.state.in_(LIVE_TASK))).mappings()]
+
+    # -- tokens and audit -------------------------------------------------------------------
+    def ensure_admin_token(self, given: str | None) -> str | None:
+        """Make sure an admin token exists: `given` (ALTOSTRAT_ADMIN_TOKEN) or, on first start, a
+        new random one, returned so that it is printed once. Only its SHA-256 is stored."""
+        with self.tx() as conn:
+            if given:
+                if conn.execute(select(t.tokens.c.id).where(t.tokens.c.sha256 == sha256(given))).first() is None:
+                    self._add_token(conn, given, "admin (ALTOSTRAT_ADMIN_TOKEN)", "admin", None)
+                return None
+            if conn.execute(select(t.tokens.c.id).where(t.tokens.c.role == "admin", t.tokens.c.revoked_at.is_(None))).first():
+                return None
+            token = secrets.token_urlsafe(32)  # 256 random bits
+            self._add_token(conn, token, "admin", "admin", None)
+            return token
+
+    @staticmethod
+    def _add_token(conn: Connection, token: str, name: str, role: str, tenant: str | None) -> None:
+        conn.execute(insert(t.tokens).values(sha256=sha256(token), name=name, role=role, tenant=tenant, created_at=time.time()))
+
+    def principal(self, token: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.tokens).where(t.tokens.c.sha256 == sha256(token),
+                                                      t.tokens.c.revoked_at.is_(None))).mappings().first()
+        return dict(row) if row else None
+
+    @staticmethod
+    def audit(conn: Connection, who: str, action: str, target: str, result: str) -> None:
+        conn.execute(insert(t.audit).values(at=time.time(), who=who[:200], action=action[:300],
+                                            target=target[:600], result=result[:600]))
+
+    def audit_rows(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(t.audit).order_by(t.audit.c.id)).mappings()]
+
+    def idempotent(self, key: str | None, principal: str, request: object,
+                   fn: Callable[[Connection], tuple[int, dict]]) -> tuple[int, dict, bool]:
+        """Run `fn` in one transaction; with a key, store its response and replay it to a retry.
+
+        Returns (status code, body, replayed). A key reused for a different request is a
+        field error; a failed request stores nothing, so its retry runs again.
+        """
+        digest = sha256(json.dumps(request, sort_keys=True, default=str))
+        with self.tx() as conn:
+            if key is not None:
+                row = conn.execute(select(t.idempotency).where(t.idempotency.c.key == key,
+                                                               t.idempotency.c.principal == principal)).mappings().first()
+                if row is not None:
+                    if row["request_sha256"] != digest:
+                        raise ObjectError([("Idempotency-Key", "already used for a different request; use a new key")])
+                    return row["status_code"], row["body"], True
+            status, body = fn(conn)
+            if key is not None:
+                conn.execute(insert(t.idempotency).values(key=key, principal=principal, request_sha256=digest,
+                                                          status_code=status, body=body, created_at=time.time()))
+        return status, body, False
+
+
+def _view(row, tasks: list[dict]) -> dict:
+    """An object as the API shows it: apiVersion, kind, metadata, spec, status."""
+    status = dict(row["status"])
+    if row["kind"] == "Job":
+        status = {"state": row["state"], **status, "tasks": [_task_view(r) for r in tasks]}
+    meta = {"name": row["name"], "labels": row["labels"], "resourceVersion": row["resource_version"],
+            "createdAt": row["created_at"], "updatedAt": row["updated_at"]}
+    if row["tenant"] is not None:
+        meta["tenant"] = row["tenant"]
+    return {"apiVersion": "altostrat/v1", "kind": row["kind"], "metadata": meta, "spec": row["spec"], "status": status}
+
+
+def _task_view(r: dict) -> dict:
+    return {"attempt": r["attempt"], "task": r["task"], "state": r["state"], "node": r["node"],
+            "devices": r["devices"], "pid": r["pid"], "exitCode": r["exit_code"],
+            "startedAt": r["started_at"], "endedAt": r["ended_at"]}
