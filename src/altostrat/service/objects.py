@@ -12,8 +12,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from altostrat.resources import MILLI, check_gpu_milli
-from altostrat.spec.schema import API_VERSION, GpuSpec, Metadata, Model
+from altostrat.spec.schema import API_VERSION, GpuSpec, Metadata, Model, ResourcesSpec
 
 # a live job's run time is unknown; the engine still needs one for EASY backfill and SJF
 DEFAULT_EXPECTED_DURATION_S = 3600.0
@@ -57,18 +56,11 @@ class PoolSpec(Model):
     region: str | None = Field(default=None, min_length=1)
 
 
-class JobResources(Model):
-    gpu: float = Field(default=0, ge=0, description="GPUs per task: a share of one (0.5) or whole GPUs (2)")
+class JobResources(ResourcesSpec):
+    """A live task's resources: as a Workload's, with one vCPU by default."""
+
     cpu: float = Field(default=1, ge=0, description="vCPUs per task")
     memory_gib: float = Field(default=0, ge=0, description="memory per task in GiB; enforced with RLIMIT_AS")
-
-    @field_validator("gpu")
-    @classmethod
-    def _gpu_shape(cls, v: float) -> float:
-        problem = check_gpu_milli(round(v * MILLI))
-        if problem:
-            raise ValueError(f"gpu {v}: {problem}")
-        return v
 
 
 class JobSpec(Model):
