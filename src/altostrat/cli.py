@@ -52,6 +52,8 @@ CompressionOpt = Annotated[Optional[str], typer.Option(
     help="RATIO:CPU_S_PER_GB: datasets may move compressed RATIO times, costing CPU_S_PER_GB seconds per GB")]
 TimeValueOpt = Annotated[float, typer.Option(
     "--transfer-time-value", help="USD an hour of waiting for data is worth when choosing how to move it")]
+SpotPricesOpt = Annotated[Optional[str], typer.Option(
+    "--spot-prices", help="a spot price history folder (spot-history-2020 layout): spot nodes pay its prices over time")]
 BudgetsOpt = Annotated[Optional[str], typer.Option(
     "--budgets", help="a kind: Tenants YAML: tenants' budgets and weights (default: the Workload YAML's spec.tenants)")]
 ArrivalsOpt = Annotated[Optional[str], typer.Option(
@@ -83,13 +85,15 @@ def simulate(
     compression: CompressionOpt = None,
     transfer_time_value: TimeValueOpt = 0.0,
     budgets: BudgetsOpt = None,
+    spot_prices: SpotPricesOpt = None,
 ) -> None:
     """Replay a workload on a cluster under one policy and report its metrics."""
     if events is not None and events.suffix not in (".parquet", ".csv"):
         fail(ValueError(f"--events {events}: name a .parquet or .csv file"))
     req = RunRequest(workload, cluster, policy, seed, until, warmup, skip_invalid, tuple(plugin or ()), arrivals,
                      start, carbon_data, network_data=network_data, bandwidth_gbps=bandwidth_gbps,
-                     compression=compression, transfer_time_value=transfer_time_value, budgets=budgets)
+                     compression=compression, transfer_time_value=transfer_time_value, budgets=budgets,
+                     spot_prices=spot_prices)
     try:
         if sys.stderr.isatty() and not as_json:
             with _progress() as bar:
@@ -151,6 +155,7 @@ def compare(
     compression: CompressionOpt = None,
     transfer_time_value: TimeValueOpt = 0.0,
     budgets: BudgetsOpt = None,
+    spot_prices: SpotPricesOpt = None,
 ) -> None:
     """Run several policies on the same workload and cluster; write results.json and report.html."""
     names = [p for p in split_top(policies, ",") if p]
@@ -161,7 +166,7 @@ def compare(
     requests = [
         RunRequest(workload, cluster, name, s, until, warmup, skip_invalid, tuple(plugin or ()), arrivals, start,
                    carbon_data, network_data=network_data, bandwidth_gbps=bandwidth_gbps, compression=compression,
-                   transfer_time_value=transfer_time_value, budgets=budgets)
+                   transfer_time_value=transfer_time_value, budgets=budgets, spot_prices=spot_prices)
         for name in names for s in seed_list
     ]
     try:  # validate every input once, in this process, before spending workers on them
@@ -181,6 +186,7 @@ def compare(
             from altostrat.budgets import load_budgets
 
             load_budgets(budgets)
+        requests[0].spot_history()
     except USER_ERRORS as exc:
         fail(exc)
     results: list[tuple[dict, dict]] = [None] * len(requests)  # type: ignore[list-item]
@@ -397,6 +403,7 @@ def plan(
     catalog: Annotated[Optional[Path], typer.Option(help="a vms.csv-format .csv or a catalog .yaml (default: embedded)")] = None,
     carbon_data: CarbonDataOpt = None,
     start: StartOpt = DEFAULT_START,
+    network_data: NetworkDataOpt = None,
     top: Annotated[int, typer.Option(min=1, help="options shown per job")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan as one JSON object")] = False,
 ) -> None:
@@ -417,7 +424,7 @@ def plan(
         carbon = CarbonModel(start, carbon_data)
         carbon.check()
         result = make_plan(load_one(workload, "Workload").spec.jobs, objective, budget, max_risk,
-                           load_catalog(catalog), carbon, caps)
+                           load_catalog(catalog), carbon, caps, network_data=network_data)
     except (*USER_ERRORS, PlanError) as exc:
         fail(exc)
     if as_json:

@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from altostrat.catalog import CatalogError, default_catalog
 from altostrat.catalog.carbon import CarbonModel
 from altostrat.catalog.load import parse_yaml_catalog
+from altostrat.catalog.network import NetworkModel
 from altostrat.catalog.spot import REVOCATIONS_PER_HOUR
 from altostrat.plan import PlanError, make_plan
 from altostrat.plan.options import RESTART_S, CatalogTable, expected_run_s, job_options
@@ -37,6 +39,11 @@ I_EAST, I_WEST2 = 367.8, 190.0
 @pytest.fixture(scope="module")
 def table():
     return CatalogTable(parse_yaml_catalog(CATALOG, "test"), CarbonModel())
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    return CatalogTable(default_catalog(), CarbonModel())
 
 
 def spec(name="j", **kw) -> JobSpec:
@@ -112,13 +119,49 @@ def test_expected_run_time_under_revocations():
     assert expected_run_s(run[1:2], rate[1:2], None)[0] == pytest.approx((3600 + RESTART_S) * math.expm1(1.0))
 
 
+def cost_and_time(table, data_region):
+    opts = job_options(spec(gpu_models=["V100"], dataset={"sizeGb": 100, "region": data_region}), table).all()
+    return {table.types[i].name: (c, t) for i, c, t in zip(opts.type_idx, opts.cost_usd, opts.time_s)}
+
+
 def test_data_transfer_adds_egress_and_time(table):
-    job = spec(gpu_models=["V100"], dataset={"sizeGb": 100, "region": "us-east-1"})
-    opts = job_options(job, table).all()
-    by = {table.types[i].name: (c, t) for i, c, t in zip(opts.type_idx, opts.cost_usd, opts.time_s)}
+    # the network model's embedded prices (docs/economics.md, "Data transfer"); 100 GB = 800 Gbit at 1 Gbit/s
+    by = cost_and_time(table, "us-east-1")
     assert by["v1"] == pytest.approx((2.0, 3600))
-    # us-east-1 (AWS) to us-west2 (GCP): internet egress 0.09 USD/GB, 800 Gbit at 1 Gbit/s
+    # us-east-1 (AWS) to us-west2 (GCP): AWS's internet egress, 0.09 USD/GB
     assert by["v1g"] == pytest.approx((3.0 + 100 * 0.09, 800 + 3600))
+    # us-west2 (GCP) to us-east-1 (AWS): GCP's, 0.12 USD per GiB = 0.12 / 1.073741824 per GB
+    assert cost_and_time(table, "us-west2")["v1"] == pytest.approx((2.0 + 100 * 0.12 / 1.073741824, 800 + 3600))
+    # europe-west4 to us-west2, both GCP: from Europe to another continent, 0.05
+    assert cost_and_time(table, "europe-west4")["v1g"] == pytest.approx((3.0 + 100 * 0.05, 800 + 3600))
+
+
+def test_network_data_prices_moves_and_routes_through_a_cheaper_region(tmp_path):
+    (tmp_path / "gcp_transmission_cost_matrix.csv").write_text(",europe-west4,us-west2\neurope-west4,0,0.08\n"
+                                                               "us-west2,0.08,0\n")
+    # us-east-2 to us-east-1 costs 0.05 direct, 0.01 + 0.01 through us-west-1: a relay, moving the data twice
+    (tmp_path / "aws_transmission_cost_matrix.csv").write_text(
+        ",us-east-1,us-east-2,us-west-1\nus-east-1,0,0.05,0.05\nus-east-2,0.05,0,0.01\nus-west-1,0.01,0.05,0\n")
+    t = CatalogTable(parse_yaml_catalog(CATALOG, "test"), CarbonModel(), str(tmp_path))
+    assert cost_and_time(t, "europe-west4")["v1g"] == pytest.approx((3.0 + 100 * 0.08, 800 + 3600))
+    assert cost_and_time(t, "us-east-2")["v1"] == pytest.approx((2.0 + 100 * 0.02, 2 * 800 + 3600))
+    with pytest.raises(CatalogError, match=r"job 'j': dataset region 'nowhere' is not a region of aws, gcp, azure"):
+        cost_and_time(t, "nowhere")
+
+
+@settings(max_examples=25, deadline=None)
+@given(src=st.sampled_from(["us-east-1", "us-west-2", "us-central1", "europe-west4", "eastus", "westeurope",
+                            "asia-east1", "sa-east-1"]), gb=st.floats(1, 5000))
+def test_every_option_pays_the_network_models_price_for_its_place(embedded, src, gb):
+    """Over the embedded catalog: the per-place table gives each option gb x the model's price
+    from the data's region to the option's cloud and region (direct: no relay undercuts it)."""
+    t = embedded
+    job = dict(gpu_models=None, speeds=None, tasks=2)
+    bare, moved = (job_options(spec(**job, **extra), t).all() for extra in ({}, {"dataset": {"sizeGb": gb, "region": src}}))
+    network = NetworkModel()
+    want = [gb * network.egress_usd_per_gb(None, src, t.types[i].cloud, t.types[i].region) for i in moved.type_idx]
+    assert np.array_equal(bare.type_idx, moved.type_idx)
+    assert moved.cost_usd - bare.cost_usd == pytest.approx(np.array(want), rel=1e-9, abs=1e-9)
 
 
 def test_start_windows_follow_hourly_carbon(tmp_path):
@@ -216,3 +259,24 @@ def test_cli_json_has_exactly_the_documented_keys(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "altostrat.cli", "plan", str(tmp_path / "w.yaml"), "--catalog",
                           str(tmp_path / "cat.yaml"), "--budget", "0.5"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "cheapest plan costs" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_network_data_prices_the_moves(tmp_path):
+    (tmp_path / "cat.yaml").write_text(CATALOG)
+    (tmp_path / "w.yaml").write_text(
+        "apiVersion: altostrat/v1\nkind: Workload\nmetadata: {name: w}\nspec:\n  jobs:\n"
+        "    - {name: a, durationS: 3600, gpuModels: [V100], allowedRegions: [us-west2],"
+        " dataset: {sizeGb: 100, region: europe-west4}}\n")
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "gcp_transmission_cost_matrix.csv").write_text(",us-west2\neurope-west4,0.08\n")
+
+    def plan(*extra):
+        return subprocess.run([sys.executable, "-m", "altostrat.cli", "plan", str(tmp_path / "w.yaml"), "--catalog",
+                               str(tmp_path / "cat.yaml"), "--json", *extra], capture_output=True, text=True, timeout=120)
+
+    # v1g: 3.0 USD for the hour, plus 100 GB at the embedded 0.05 (GCP, Europe to another continent) or the matrix's 0.08
+    assert json.loads(plan().stdout)["totals"]["cost_usd"] == pytest.approx(3.0 + 5.0)
+    assert json.loads(plan("--network-data", str(tmp_path / "net")).stdout)["totals"]["cost_usd"] == pytest.approx(11.0)
+    bad = plan("--network-data", str(tmp_path / "none"))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert f"--network-data {tmp_path / 'none'}: no such directory" in " ".join(bad.stderr.split())

@@ -219,11 +219,13 @@ class NetworkModel:
         """Every dataset's region must belong to a cloud with egress prices, before the run."""
         for job in jobs:
             if job.dataset_gb and job.data_region is not None:
-                cloud = self.cloud_of(job.data_region)
-                if cloud not in INTERNET_EGRESS:
-                    raise CatalogError(f"job {job.id!r}: dataset region {job.data_region!r} is not a region of "
-                                       f"{', '.join(INTERNET_EGRESS)} that the network model knows; "
-                                       "name one such as us-east-1, us-central1 or eastus")
+                self.check_source(job.data_region, f"job {job.id!r}")
+
+    def check_source(self, region: str, who: str) -> None:
+        """A dataset in `region` must be on a cloud with egress prices; the error names `who`."""
+        if self.cloud_of(region) not in INTERNET_EGRESS:
+            raise CatalogError(f"{who}: dataset region {region!r} is not a region of {', '.join(INTERNET_EGRESS)} "
+                               "that the network model knows; name one such as us-east-1, us-central1 or eastus")
 
     # -- prices -----------------------------------------------------------------------------
     def egress_usd_per_gb(self, src_cloud: str | None, src_region: str, dst_cloud: str | None, dst_region: str) -> float:
@@ -278,16 +280,27 @@ class NetworkModel:
         or a node in the data's region, or a node whose region is not known)."""
         if not job.dataset_gb or job.data_region is None or node.region is None:
             return None
-        src = self.place(None, job.data_region)
-        dst = self.place(node.cloud, node.region)
+        choice = self._choice(job.data_region, node.cloud, node.region)
+        if choice is None:
+            return None
+        gb = job.dataset_gb
+        return Transfer(gb * choice.wire_per_gb, gb * choice.usd_per_gb, gb * choice.s_per_gb, choice.route,
+                        choice.compressed)
+
+    def move_per_gb(self, src_region: str, dst_cloud: str | None, dst_region: str) -> tuple[float, float]:
+        """(USD, seconds) per GB of a dataset in `src_region` moved to `dst_region` of `dst_cloud`,
+        as plan_transfer moves it; (0, 0) when nothing moves."""
+        choice = self._choice(src_region, dst_cloud, dst_region)
+        return (0.0, 0.0) if choice is None else (choice.usd_per_gb, choice.s_per_gb)
+
+    def _choice(self, src_region: str, dst_cloud: str | None, dst_region: str) -> _Choice | None:
+        src, dst = self.place(None, src_region), self.place(dst_cloud, dst_region)
         if src == dst:
             return None
         choice = self._choices.get((src, dst))
         if choice is None:
             choice = self._choices[(src, dst)] = self._choose(src, dst)
-        gb = job.dataset_gb
-        return Transfer(gb * choice.wire_per_gb, gb * choice.usd_per_gb, gb * choice.s_per_gb, choice.route,
-                        choice.compressed)
+        return choice
 
     def _choose(self, src: Place, dst: Place) -> _Choice:
         """Least usd + time value over direct / relay, each raw or compressed (ties: fewer hops, raw)."""

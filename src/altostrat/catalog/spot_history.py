@@ -16,6 +16,9 @@ Reads the layout of ../shared/data/prices/spot-history-2020 (see its SOURCES.md 
 
 Every series is a step function: a price holds from its record's time until the next
 record's, and the last price holds on after it.
+
+`spot_billing` binds the series to a run's spot nodes (`--spot-prices DIR`): the metrics then
+bill those nodes at the history's price while they are up (docs/economics.md, "Spot price history").
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
 
 from altostrat.catalog.catalog import CatalogError
 
@@ -241,3 +246,69 @@ def load_spot_history(directory: str | Path) -> dict[tuple[str, str, str], Price
     for folder in found:
         out.update(_load_aws(folder) if folder.name == "aws" else _load_azure(folder))
     return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class PriceClock:
+    """USD one node has cost since trace time 0, as a function of trace time: ∫ price dt, exact
+    over the steps (linear between them). Trace time 0 is `anchor` on the series' calendar."""
+
+    knots: np.ndarray  # trace seconds where a step starts; knots[0] == 0
+    usd_per_s: np.ndarray  # from each knot on; the last holds on (and before 0, the first)
+    usd_at: np.ndarray  # USD at each knot
+
+    @classmethod
+    def replay(cls, series: PriceSeries, anchor: float) -> PriceClock:
+        i = series._step(anchor)
+        knots = np.array((anchor, *series.times[i + 1:]), dtype=np.float64) - anchor
+        rate = np.array(series.prices[i:], dtype=np.float64) / 3600.0
+        return cls(knots, rate, np.concatenate(([0.0], np.cumsum(rate[:-1] * np.diff(knots)))))
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=np.float64)
+        k = np.maximum(np.searchsorted(self.knots, t, side="right") - 1, 0)
+        return self.usd_at[k] + self.usd_per_s[k] * (t - self.knots[k])
+
+
+@dataclass(frozen=True)
+class SpotBilling:
+    """The spot nodes of one run that a price history bills, and the calendar it is replayed on."""
+
+    directory: str
+    anchor: float | None  # epoch seconds of trace time 0; None when no node has a series
+    end: float | None  # the earliest end of what the billed series observed; their last prices hold on after it
+    groups: tuple[tuple[tuple[str, str, str], PriceClock, np.ndarray], ...]  # (series key, clock, node indexes)
+    missing: tuple[dict, ...]  # spot pools billed at the catalog's flat price: no series for them
+
+    def to_json(self) -> dict:
+        return {"data": self.directory,
+                "start": None if self.anchor is None else _iso(self.anchor),
+                "history_end": None if self.end is None else _iso(self.end),
+                "series": [{"cloud": c, "instance_type": i, "region": r, "nodes": len(members)}
+                           for (c, i, r), _, members in self.groups],
+                "missing_pools": list(self.missing)}
+
+
+def spot_billing(directory: str | Path, history: dict[tuple[str, str, str], PriceSeries], nodes) -> SpotBilling:
+    """Bind `history` (load_spot_history) to the spot nodes of a cluster.
+
+    Trace time 0 maps to the first time every billed series has a price (the latest of their
+    starts), so the history is replayed from its beginning; past a series' end its last price holds.
+    """
+    members: dict[tuple[str, str, str], list[int]] = {}
+    missing: dict[str, dict] = {}
+    for nd in nodes:
+        if not nd.spot:
+            continue
+        key = (nd.cloud, nd.instance_type, nd.region)
+        if key in history:
+            members.setdefault(key, []).append(nd.idx)
+        else:
+            missing.setdefault(nd.pool, {"pool": nd.pool, "cloud": nd.cloud, "instance_type": nd.instance_type,
+                                         "region": nd.region})
+    if not members:
+        return SpotBilling(str(directory), None, None, (), tuple(missing.values()))
+    anchor = max(history[k].start for k in members)
+    groups = tuple((k, PriceClock.replay(history[k], anchor), np.array(idx, dtype=np.int64))
+                   for k, idx in sorted(members.items()))
+    return SpotBilling(str(directory), anchor, min(history[k].end for k in members), groups, tuple(missing.values()))

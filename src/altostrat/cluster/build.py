@@ -65,6 +65,7 @@ def nodes_from_doc(doc: ClusterDoc) -> list[Node]:
                     up=not elastic,
                     boot_s=scale.boot_s if elastic else 0.0,
                     idle_s=scale.idle_s if elastic else 0.0,
+                    instance_type=pool.instance_type,
                 )
             )
     return nodes

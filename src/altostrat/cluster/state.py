@@ -45,6 +45,7 @@ class Node:
     elastic: bool = False  # above its pool's floor: up only while the autoscaler needs it
     boot_s: float = 0.0  # elastic: seconds from request to usable
     idle_s: float = 0.0  # elastic: seconds empty before it is released
+    instance_type: str | None = None  # the catalog's name, for a spot price history
     gpu_free: list[int] = field(default_factory=list)  # free milli-GPU per device
     cpu_free: int = 0
     mem_free: int = 0

@@ -8,7 +8,8 @@ intensity for carbon) is None. Cost and static power count every node while it i
 whole window, except a spot node while revoked and an elastic node while scaled down (from a
 node_down to a node_up event; metrics/energy.py for energy and carbon). Egress counts every
 start inside the window of a job whose dataset lives outside the start's region: each
-attempt moves the data again.
+attempt moves the data again. With a spot price history (catalog/spot_history.py SpotBilling),
+the spot nodes it covers cost the history's price at each moment they are up instead.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from altostrat.catalog.carbon import CarbonModel
 from altostrat.catalog.network import NetworkModel
+from altostrat.catalog.spot_history import SpotBilling
 from altostrat.metrics.energy import J_PER_KWH, carbon_kg, energy_joules, node_level
 from altostrat.metrics.tenants import per_tenant
 from altostrat.sim.eventlog import FINISH, PREEMPT, REJECT, START, SUBMIT
@@ -36,14 +38,15 @@ def _num(x) -> float | None:
     return None if x is None else float(x)
 
 
-def time_weighted(times: np.ndarray, deltas: np.ndarray, t0: float, t1: float) -> float:
-    """∫ level(t) dt over [t0, t1], where level steps by `deltas` at `times` (sorted)."""
+def time_weighted(times: np.ndarray, deltas: np.ndarray, t0: float, t1: float, clock=None) -> float:
+    """∫ level(t) dt over [t0, t1], where level steps by `deltas` at `times` (sorted);
+    ∫ level(t) d clock(t) with a `clock` (metrics/energy.py cumulative_joules)."""
     if t1 <= t0 or len(times) == 0:
         return 0.0
     level = np.cumsum(deltas, dtype=np.float64)
     starts = np.clip(times, t0, t1)
     ends = np.clip(np.append(times[1:], t1), t0, t1)
-    return float(np.sum(level * (ends - starts)))
+    return float(np.sum(level * (ends - starts if clock is None else clock(ends) - clock(starts))))
 
 
 def jain(values) -> float | None:
@@ -53,8 +56,9 @@ def jain(values) -> float | None:
     return float(x.sum() ** 2 / (len(x) * np.square(x).sum()))
 
 
-def cost_usd(result: SimResult, t0: float, t1: float) -> float | None:
-    """Σ over nodes of price × seconds up inside the window."""
+def cost_usd(result: SimResult, t0: float, t1: float, spot: SpotBilling | None = None) -> float | None:
+    """Σ over nodes of price × seconds up inside the window; a node `spot` bills pays its
+    series' price over each second it is up instead."""
     if result.price_per_s is None:
         return None
     if t1 <= t0:
@@ -63,8 +67,15 @@ def cost_usd(result: SimResult, t0: float, t1: float) -> float | None:
     t = np.asarray(result.log.time, dtype=np.float64)
     times = np.concatenate(([min(t0, t[0]) if len(t) else t0], t))
     up = np.asarray(result.up_at_start, dtype=bool) if result.up_at_start else np.ones(len(price), dtype=bool)
-    deltas = np.concatenate(([price[up].sum()], node_level(result, price)))
-    return time_weighted(times, deltas, t0, t1)
+    groups = spot.groups if spot is not None else ()
+    for _, _, members in groups:
+        price[members] = 0.0
+    total = time_weighted(times, np.concatenate(([price[up].sum()], node_level(result, price))), t0, t1)
+    for _, clock, members in groups:  # the number of the series' nodes up, against its USD clock
+        count = np.zeros(len(price))
+        count[members] = 1.0
+        total += time_weighted(times, np.concatenate(([count[up].sum()], node_level(result, count))), t0, t1, clock)
+    return total
 
 
 def egress(result: SimResult, t0: float, t1: float, network: NetworkModel) -> tuple[np.ndarray, np.ndarray]:
@@ -83,10 +94,11 @@ def egress(result: SimResult, t0: float, t1: float, network: NetworkModel) -> tu
 
 
 def compute_metrics(result: SimResult, carbon: CarbonModel | None = None, network: NetworkModel | None = None,
-                    budgets: dict | None = None) -> dict:
+                    budgets: dict | None = None, spot: SpotBilling | None = None) -> dict:
     """`carbon`: the calendar and grid data for carbon_kgco2e (default: static intensities, DEFAULT_START);
     `network`: the transfer model of egress_gb and egress_usd (default: the embedded prices, 10 Gbit/s);
-    `budgets`: tenant -> budgets.TenantBudget, for budget_overruns (metrics/tenants.py)."""
+    `budgets`: tenant -> budgets.TenantBudget, for budget_overruns (metrics/tenants.py);
+    `spot`: the spot price history of cost_usd (default: the catalog's flat spot prices)."""
     log = result.log
     jobs = result.jobs
     t = np.asarray(log.time, dtype=np.float64)
@@ -162,7 +174,7 @@ def compute_metrics(result: SimResult, carbon: CarbonModel | None = None, networ
     joules = energy_joules(result, t0, t1)
     moved = egress(result, t0, t1, network or NetworkModel())
     carbon = carbon or CarbonModel()
-    tenants, overruns = per_tenant(result, t0, t1, carbon, budgets, moved)
+    tenants, overruns = per_tenant(result, t0, t1, carbon, budgets, moved, spot)
     lat = np.asarray(result.decision_ns, dtype=np.float64) / 1000.0
     return {
         "jobs_submitted": int(counted.sum()),
@@ -182,7 +194,7 @@ def compute_metrics(result: SimResult, carbon: CarbonModel | None = None, networ
         "jain_fairness": fairness,
         "decision_p50_us": _num(np.percentile(lat, 50)) if len(lat) else None,
         "decision_p99_us": _num(np.percentile(lat, 99)) if len(lat) else None,
-        "cost_usd": cost_usd(result, t0, t1),
+        "cost_usd": cost_usd(result, t0, t1, spot),
         "energy_kwh": None if joules is None else joules / J_PER_KWH,
         "carbon_kgco2e": carbon_kg(result, t0, t1, carbon),
         # jobs stopped by a revocation (their preempt names the revoked node)

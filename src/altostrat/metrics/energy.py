@@ -85,13 +85,19 @@ def attempts(result: SimResult) -> tuple[np.ndarray, np.ndarray]:
     return start_at, np.where(ended, nxt, -1)
 
 
-def cumulative_joules(times: np.ndarray, static_w: float, deltas: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """∫ from times[0] to each of `at` of (static + Σ deltas so far) dt; `at` >= times[0], times sorted."""
+def cumulative_joules(times: np.ndarray, static_w: float, deltas: np.ndarray, at: np.ndarray,
+                      clock=None) -> np.ndarray:
+    """∫ from times[0] to each of `at` of (static + Σ deltas so far) dt; `at` >= times[0], times sorted.
+
+    `clock`: a nondecreasing function of time to integrate against instead of t itself
+    (d clock(t)), e.g. the USD a node has cost by t under a price history (catalog/spot_history.py).
+    """
     level = static_w + np.cumsum(deltas)
+    c, c_at = (times, at) if clock is None else (clock(times), clock(at))
     # energy at each event time: the level before it times the gap since the previous event
-    joules = np.concatenate(([0.0], np.cumsum(level[:-1] * np.diff(times))))
+    joules = np.concatenate(([0.0], np.cumsum(level[:-1] * np.diff(c))))
     k = np.searchsorted(times, at, side="right") - 1
-    return joules[k] + level[k] * (at - times[k])
+    return joules[k] + level[k] * (c_at - c[k])
 
 
 def _levels(result: SimResult, t0: float, steps):

@@ -3,8 +3,9 @@
 Each run of a job (a START to its FINISH or PREEMPT, or to the window's end) is charged on
 its first node, as metrics/energy.py does (exact when a gang's nodes share price, GPU model
 and region): cost is the node's price × the job's dominant share of it × tasks; power is its
-dynamic draw plus that share of the node's static draw. What no job holds (idle capacity)
-is in the run's totals but no tenant's: docs/economics.md, "Per-tenant metrics".
+dynamic draw plus that share of the node's static draw. On a node billed by a spot price
+history the price is the history's over the run's seconds, exactly. What no job holds (idle
+capacity) is in the run's totals but no tenant's: docs/economics.md, "Per-tenant metrics".
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from altostrat.budgets import allowance
 from altostrat.catalog.carbon import CarbonModel
+from altostrat.catalog.spot_history import SpotBilling
 from altostrat.metrics.energy import J_PER_KWH, attempts, cumulative_joules
 from altostrat.resources import MILLI
 from altostrat.sim.simulator import SimResult
@@ -24,22 +26,24 @@ TENANT_KEYS = ("cost_usd", "energy_kwh", "carbon_kgco2e", "spot_revocations", "e
 
 
 def per_tenant(result: SimResult, t0: float, t1: float, model: CarbonModel, budgets: dict | None,
-               moved: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[dict[str, dict], int | None]:
+               moved: tuple[np.ndarray, np.ndarray] | None = None,
+               spot: SpotBilling | None = None) -> tuple[dict[str, dict], int | None]:
     """({tenant: {TENANT_KEYS}}, budget overruns over all tenants; None when no tenant has a budget).
 
     Cost, energy and carbon count the window [t0, t1]; overruns every budget period up to t1.
-    `moved`: per job, the (GB, USD) its data moves cost (metrics/compute.py egress).
+    `moved`: per job, the (GB, USD) its data moves cost (metrics/compute.py egress);
+    `spot`: the spot price history that bills some nodes (metrics/compute.py cost_usd).
     """
     jobs = result.jobs
     names, tenant_of = np.unique(np.array([j.tenant for j in jobs], dtype=str), return_inverse=True)
-    runs = Runs(result, t0, t1)
+    runs = Runs(result, t0, t1, spot)
     count = len(names)
     tenant = tenant_of[runs.job] if len(jobs) else runs.job
 
     def by_tenant(values: np.ndarray) -> np.ndarray:
         return np.bincount(tenant, weights=values, minlength=count)
 
-    cost = None if result.price_per_s is None else by_tenant(runs.usd_per_s * runs.seconds)
+    cost = None if result.price_per_s is None else by_tenant(runs.usd)
     joules = None if runs.watts is None else by_tenant(runs.watts * runs.seconds)
     carbon = None if runs.watts is None else runs.carbon_grams(model)
     if carbon is not None:
@@ -74,7 +78,7 @@ def per_tenant(result: SimResult, t0: float, t1: float, model: CarbonModel, budg
 class Runs:
     """Every run of a job, with its rates on its first node and its seconds inside the window."""
 
-    def __init__(self, result: SimResult, t0: float, t1: float) -> None:
+    def __init__(self, result: SimResult, t0: float, t1: float, spot: SpotBilling | None = None) -> None:
         start_at, stop_at = attempts(result)
         t = np.asarray(result.log.time, dtype=np.float64)
         self.job = np.asarray(result.log.job, dtype=np.int64)[start_at]
@@ -88,12 +92,24 @@ class Runs:
         need = need[self.job]
         tasks = np.array([j.tasks for j in result.jobs], dtype=np.float64)[self.job]
         self.gpus = tasks * need[:, 0] / MILLI
-        self.usd_per_s = np.zeros(len(node))
+        # USD per second of a run; on a node billed by a price history, nodes' worth per USD of its clock
+        self.usd_rate = np.zeros(len(node))
+        self.clock_of = np.full(len(node), -1, dtype=np.int64)  # index into self.clocks; -1: a flat price
+        self.clocks = [clock for _, clock, _ in spot.groups] if spot is not None else []
         share = np.zeros(len(node))
         if result.nodes:
             share = _dominant_share(result.nodes, need, node)
             price = np.array([n.price_per_s or 0.0 for n in result.nodes])
-            self.usd_per_s = price[node] * share * tasks
+            billed = np.full(len(result.nodes), -1, dtype=np.int64)
+            for g, (_, _, members) in enumerate(spot.groups if spot is not None else ()):
+                billed[members] = g
+            self.clock_of = billed[node]
+            self.usd_rate = np.where(self.clock_of >= 0, 1.0, price[node]) * share * tasks
+        self.usd = self.usd_rate * self.seconds  # each run's cost inside the window
+        for g, clock in enumerate(self.clocks):
+            here = self.clock_of == g
+            self.usd[here] = self.usd_rate[here] * (clock(np.clip(self.end[here], self.t0, self.t1))
+                                                    - clock(np.clip(self.start[here], self.t0, self.t1)))
         self.watts = self.region = None
         self.regions: list = []
         power = result.power
@@ -140,16 +156,25 @@ def budget_overruns(runs: Runs, mine: np.ndarray, budget, t1: float) -> int:
     """Budget periods up to t1 in which the tenant's runs spent more USD or GPU-hours than its budget."""
     period = budget.period_s
     periods = max(1, math.ceil(t1 / period)) if t1 > 0 else 0
+    if not periods:
+        return 0
     edges = np.minimum(np.arange(periods + 1) * period, max(t1, 0.0))
     s, e = runs.start[mine], np.minimum(runs.end[mine], t1)
     over = np.zeros(periods, dtype=bool)
-    for rate, limit in ((runs.usd_per_s[mine], budget.usd), (runs.gpus[mine] / 3600, budget.gpu_hours)):
-        if limit is None or not periods:
-            continue
-        # spend up to each edge: a step function of the rate, +rate at a start, -rate at a stop
-        times = np.concatenate(([0.0], s, e))
-        deltas = np.concatenate(([0.0], rate, -rate))
-        order = np.argsort(times, kind="stable")
-        spent = np.diff(cumulative_joules(times[order], 0.0, deltas[order], edges))
-        over |= spent > allowance(limit)
+    if budget.usd is not None:  # flat-priced runs against time, the others against their series' clock
+        rate, clock_of = runs.usd_rate[mine], runs.clock_of[mine]
+        spent = sum(_spent(s[clock_of == g], e[clock_of == g], rate[clock_of == g], edges, clock)
+                    for g, clock in ((-1, None), *enumerate(runs.clocks)))
+        over |= spent > allowance(budget.usd)
+    if budget.gpu_hours is not None:
+        over |= _spent(s, e, runs.gpus[mine] / 3600, edges) > allowance(budget.gpu_hours)
     return int(over.sum())
+
+
+def _spent(s: np.ndarray, e: np.ndarray, rate: np.ndarray, edges: np.ndarray, clock=None) -> np.ndarray:
+    """Per period between edges, what runs [s, e) spent at their rates (against `clock`)."""
+    # a step function of the summed rate: +rate at a start, -rate at a stop
+    times = np.concatenate(([0.0], s, e))
+    deltas = np.concatenate(([0.0], rate, -rate))
+    order = np.argsort(times, kind="stable")
+    return np.diff(cumulative_joules(times[order], 0.0, deltas[order], edges, clock))

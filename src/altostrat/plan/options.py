@@ -14,6 +14,7 @@ import numpy as np
 
 from altostrat.catalog import Catalog, CatalogError
 from altostrat.catalog.carbon import REGION_STATIC, CarbonModel
+from altostrat.catalog.network import NetworkModel
 from altostrat.catalog.power import node_power
 from altostrat.catalog.regions import jurisdiction
 from altostrat.catalog.spot import REVOCATIONS_PER_HOUR
@@ -38,45 +39,36 @@ RESTART_S = Recovery.restart_s
 # without checkpoints for a long gang: each revocation starts it over) are not enumerated.
 HORIZON_S = 30 * 86400.0
 
-# Sustained rate at which a dataset moves between regions before the job starts; an assumption.
+# Sustained rate at which a dataset moves between regions before the job starts; an assumption
+# (`simulate` moves data at --bandwidth-gbps, 10 by default).
 TRANSFER_GBPS = 1.0
 
 # Regions with no static intensity (catalog/carbon.py REGION_STATIC) get the world average:
 # 480 gCO2e/kWh of electricity generated in 2023 (Ember, Global Electricity Review 2024).
 FALLBACK_INTENSITY = 480.0
 
-# Flat egress prices, USD per GB leaving the dataset's region: AWS's inter-region transfer
-# price (../shared/data/network/aws_transmission_cost_matrix.csv: 0.02 between most region
-# pairs) within a cloud, and AWS's first-tier internet egress, $0.09/GB (aws.amazon.com/ec2/pricing/on-demand,
-# "Data Transfer OUT From Amazon EC2 To Internet"), across clouds.
-EGRESS_SAME_CLOUD = 0.02
-EGRESS_CROSS_CLOUD = 0.09
-
-
-def egress_usd_per_gb(src_clouds: frozenset[str], src_region: str, dst_cloud: str, dst_region: str) -> float:
-    """USD per GB moved from a dataset's region to where the job runs.
-
-    `src_clouds`: the clouds that offer the dataset's region (a region name may exist on
-    several, e.g. us-east-1 on AWS and Lambda); the same cloud means an inter-region price.
-    """
-    if src_region == dst_region:
-        return 0.0
-    return EGRESS_SAME_CLOUD if dst_cloud in src_clouds else EGRESS_CROSS_CLOUD
 
 
 class CatalogTable:
-    """The catalog as arrays, with the per-region facts the planner needs; built once per catalog."""
+    """The catalog as arrays, with the per-region facts the planner needs; built once per catalog.
 
-    def __init__(self, catalog: Catalog, carbon: CarbonModel) -> None:
+    `network_data`: a folder of egress price matrices for the network model (catalog/network.py),
+    as `simulate --network-data`; None: its embedded prices.
+    """
+
+    def __init__(self, catalog: Catalog, carbon: CarbonModel, network_data: str | None = None) -> None:
         self.catalog = catalog
         self.types = catalog.types
         self.carbon = carbon
         self.regions = sorted({it.region for it in self.types})
         ridx = {r: i for i, r in enumerate(self.regions)}
         self.region_idx = np.array([ridx[it.region] for it in self.types], dtype=np.int64)
-        self.cloud = np.array([it.cloud for it in self.types])
-        clouds = sorted(set(self.cloud))
-        self.place_id = np.searchsorted(clouds, self.cloud) * len(self.regions) + self.region_idx  # (cloud, region)
+        # (cloud, region) of each type, as indexes into self.places: data moves are priced per place
+        self.places = sorted({(it.cloud, it.region) for it in self.types})
+        pidx = {place: i for i, place in enumerate(self.places)}
+        self.place_idx = np.array([pidx[(it.cloud, it.region)] for it in self.types], dtype=np.int64)
+        self.network = NetworkModel(network_data, bandwidth_gbps=TRANSFER_GBPS)
+        self._moves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.gpu_model = np.array([it.gpu_model or "" for it in self.types])
         self.models = sorted(set(self.gpu_model))
         self.model_id = np.searchsorted(self.models, self.gpu_model)
@@ -97,13 +89,20 @@ class CatalogTable:
         self.has_power = ~np.isnan(self.node_w)
         rate = np.array([REVOCATIONS_PER_HOUR.get(it.cloud, DEFAULT_REVOCATIONS_PER_HOUR) for it in self.types])
         self.revocations_per_s = rate / 3600.0
-        self.region_clouds: dict[str, frozenset[str]] = {}
-        for it in self.types:
-            self.region_clouds[it.region] = self.region_clouds.get(it.region, frozenset()) | {it.cloud}
         self.jurisdiction = [jurisdiction(r) for r in self.regions]
         self._risk: dict[tuple[str, str] | None, tuple[np.ndarray, np.ndarray]] = {}
         self._allowed: dict[frozenset[str] | None, np.ndarray] = {}
         self.intensity = Intensity(self.regions, carbon)
+
+    def moves(self, data_region: str, job: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per place, (USD, seconds) per GB of moving a dataset from `data_region` there: priced and
+        routed as `simulate` moves it, at TRANSFER_GBPS; one table per data region, not per option."""
+        if data_region not in self._moves:
+            self.network.check_source(data_region, f"job {job!r}")
+            per_gb = np.array([self.network.move_per_gb(data_region, cloud, region) for cloud, region in self.places],
+                              dtype=np.float64).reshape(-1, 2)
+            self._moves[data_region] = (per_gb[:, 0], per_gb[:, 1])
+        return self._moves[data_region]
 
     def risk(self, data_region: str | None, spot: bool) -> np.ndarray:
         """compliance.risk per region (by region index) for a job whose data lives in data_region."""
@@ -285,14 +284,9 @@ def job_options(job: JobSpec, t: CatalogTable, deadline: bool = True) -> Candida
     transfer_s = np.zeros(len(idx))
     egress_usd = np.zeros(len(idx))
     if job.dataset is not None:
-        src, gb = job.dataset.region, job.dataset.size_gb
-        src_clouds = t.region_clouds.get(src, frozenset())
-        # one price per (cloud, region) pair, not per type
-        first, inverse = np.unique(t.place_id[idx], return_index=True, return_inverse=True)[1:]
-        per_gb = np.array([egress_usd_per_gb(src_clouds, src, t.cloud[i], t.types[i].region) for i in idx[first]])
-        egress_usd = gb * per_gb[inverse]
-        src_idx = t.regions.index(src) if src in t.regions else -1
-        transfer_s = np.where(t.region_idx[idx] != src_idx, gb * 8 / TRANSFER_GBPS, 0.0)
+        usd_per_gb, s_per_gb = t.moves(job.dataset.region, job.name)
+        egress_usd = job.dataset.size_gb * usd_per_gb[t.place_idx[idx]]
+        transfer_s = job.dataset.size_gb * s_per_gb[t.place_idx[idx]]
     # Bases: (type, lifecycle) pairs, on-demand first.
     lifecycles = (False, True) if job.spot else (False,)
     spot = np.repeat(np.array(lifecycles), len(idx))

@@ -56,8 +56,10 @@ class Plan:
 
 def make_plan(jobs: list[JobSpec], objective: str = "cost", budget: float | None = None,
               max_risk: float | None = None, catalog: Catalog | None = None, carbon: CarbonModel | None = None,
-              tenant_budgets: dict[str, float] | None = None, table: CatalogTable | None = None) -> Plan:
-    """The plan minimising `objective` within every job's limits and the budgets.
+              tenant_budgets: dict[str, float] | None = None, table: CatalogTable | None = None,
+              network_data: str | None = None) -> Plan:
+    """The plan minimising `objective` within every job's limits and the budgets; `network_data`:
+    egress price matrices (CatalogTable), when no `table` is given.
 
     Raises PlanError naming the binding constraint when there is none.
     """
@@ -69,7 +71,7 @@ def make_plan(jobs: list[JobSpec], objective: str = "cost", budget: float | None
         raise PlanError(f"--tenant-budget names tenant(s) with no job: {', '.join(unknown)}; "
                         f"tenants: {', '.join(sorted({j.tenant for j in jobs}))}")
     if table is None:
-        table = CatalogTable(catalog or default_catalog(), carbon or CarbonModel())
+        table = CatalogTable(catalog or default_catalog(), carbon or CarbonModel(), network_data)
     began = time.perf_counter()
     kept, problems, enumerated = [], [], 0
     for job in jobs:

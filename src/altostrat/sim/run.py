@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from altostrat.budgets import load_budgets
+from altostrat.catalog import CatalogError
 from altostrat.catalog.carbon import DEFAULT_START, CarbonModel
 from altostrat.catalog.network import DEFAULT_BANDWIDTH_GBPS, NetworkModel
+from altostrat.catalog.spot_history import load_spot_history, spot_billing
 from altostrat.cluster.build import load_cluster
 from altostrat.engine import PolicyContext
 from altostrat.metrics.compute import compute_metrics
@@ -63,10 +65,20 @@ class RunRequest:
     bandwidth_gbps: float = DEFAULT_BANDWIDTH_GBPS  # per job's data transfer
     compression: str | None = None  # "RATIO:CPU_S_PER_GB"
     transfer_time_value: float = 0.0  # USD per hour of waiting for data, against egress dollars
+    spot_prices: str | None = None  # a spot-history-2020-style folder: spot nodes billed at its prices
 
     def network(self) -> NetworkModel:
         return NetworkModel.from_options(self.network_data, self.bandwidth_gbps, self.compression,
                                          self.transfer_time_value)
+
+    def spot_history(self) -> dict | None:
+        """The --spot-prices series (catalog/spot_history.py), or None without the option."""
+        if self.spot_prices is None:
+            return None
+        try:
+            return load_spot_history(self.spot_prices)
+        except CatalogError as exc:
+            raise CatalogError(f"--spot-prices: {exc}") from None
 
 
 def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> tuple[dict, SimResult]:
@@ -78,7 +90,9 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
     carbon.check()  # a bad --start or --carbon-data fails before the run, not after it
     network = req.network()
     budgets = load_budgets(req.budgets) if req.budgets is not None else None  # fails before a long trace load
+    history = req.spot_history()
     cluster_name, state = load_cluster(req.cluster)
+    spot = None if history is None else spot_billing(req.spot_prices, history, state.nodes)
     ctx = WorkloadContext(cluster=state, seed=req.seed, skip_invalid=req.skip_invalid)
     jobs = load_workload(req.workload, ctx)
     network.check_jobs(jobs)
@@ -114,7 +128,7 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
         "seed": req.seed,
         "version": altostrat_version(),
         "inputs_sha256": digest,
-        "metrics": compute_metrics(result, carbon, network, budgets),
+        "metrics": compute_metrics(result, carbon, network, budgets, spot),
         "run": {
             "events": result.events,
             "wall_s": result.wall_s,
@@ -129,6 +143,8 @@ def run(req: RunRequest, progress: Callable[[int, int], None] | None = None) -> 
                           "compression": req.compression, "time_value_usd_per_h": req.transfer_time_value}
     if req.budgets is not None:
         out["budgets"] = req.budgets
+    if spot is not None:  # the calendar the prices were replayed on, and the spot pools left at flat prices
+        out["spot_prices"] = spot.to_json()
     if curve is not None:
         out["arrivals"] = req.arrivals
         out["fill_curve"] = curve
