@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
 from altostrat.cluster.state import ClusterState, Node
 from altostrat.engine import Engine
 from altostrat.resources import MILLI
@@ -60,3 +68,24 @@ def check_state(state: ClusterState, engine: Engine | None = None) -> None:
             assert [MILLI - u for u in used_gpu[node.idx]] == node.gpu_free
             assert node.cpu_milli - used_cpu[node.idx] == node.cpu_free
         assert not set(engine.running) & set(engine.pending), "a job is both running and pending"
+
+
+def start_serve(data_dir, admin_token: str) -> tuple[subprocess.Popen, str]:
+    """A real `altostrat serve` subprocess on a free loopback port, once /healthz answers:
+    (the process, its URL). The caller stops it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "altostrat.cli", "serve", "--port", str(port), "--data-dir",
+                             str(data_dir)], env={**os.environ, "ALTOSTRAT_ADMIN_TOKEN": admin_token},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"server did not come up: {proc.communicate()[0]}")

@@ -7,6 +7,8 @@
     quota.py       the per-queue quota gate the reconciler adds to the policy
     executor.py    the local executor: one subprocess per task, logs, limits, signals
     api.py         the FastAPI app under /v1
+    auth.py        token roles (admin, tenant, viewer): what each may change and see
     server.py      `altostrat serve`: store, reconciler and uvicorn together
-    client.py, cli.py  the HTTP client and the `apply`/`get`/`delete`/`logs`/`cancel` verbs
+    client.py, cli.py  the HTTP client, the `login` context, the `apply`/`get`/`delete`/`logs`/`cancel`
+                   and `tokens` verbs
 """

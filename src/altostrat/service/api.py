@@ -1,9 +1,11 @@
 """The REST API under /v1 (FastAPI; OpenAPI at /openapi.json).
 
-Every call but /healthz needs `Authorization: Bearer TOKEN` (401 otherwise). Malformed input
-is a 422 whose `detail` lists `{field, message}`; no input yields a 500 or a traceback. Every
-mutating call is written to the audit table: a successful one in the same transaction as
-its change, a refused one (401, 404, 409, 422) after the refusal. POST calls accept an
+Every call but /healthz needs `Authorization: Bearer TOKEN` (401 otherwise); what the token's
+role may do and see is auth.py's (403 for a call the role never makes, 404 for another
+tenant's object). Malformed input is a 422 whose `detail` lists `{field, message}`; no input
+yields a 500 or a traceback. Every mutating call is written to the audit table with the
+token's id and role: a successful one in the same transaction as its change, a refused one
+(401, 403, 404, 409, 422) after the refusal. POST calls on objects accept an
 `Idempotency-Key` header: a retry with the same key gets the first response again.
 """
 
@@ -18,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from altostrat.service.auth import Forbidden, Principal, parse_token_request
 from altostrat.service.objects import KINDS, ObjectError, field_path, kind_of, parse_object
 from altostrat.service.store import Store, StoreError
 
@@ -37,27 +40,34 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
     app = FastAPI(title="Altostrat control plane", version="v1",
                   description="Declarative objects (Tenant, Queue, Pool, Job) run by the simulator's engine.")
 
-    def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> dict:
+    def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
         found = store.principal(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
         if found is None:
             raise Unauthorized()
-        request.scope[_WHO] = found["name"]
-        return found
+        who = Principal(found["id"], found["name"], found["role"], found["tenant"], found["sha256"])
+        request.scope[_WHO] = who
+        return who
 
-    Who = Annotated[dict, Depends(principal)]
+    Who = Annotated[Principal, Depends(principal)]
     IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
-    def mutate(request: Request, who: dict, key: str | None, payload: object, fn) -> JSONResponse:
+    def audit(conn, who: Principal | None, action: str, target: str, result: str) -> None:
+        if who is None:
+            store.audit(conn, "anonymous", action, target, result)
+        else:
+            store.audit(conn, who.name, action, target, result, token_id=who.id, role=who.role)
+
+    def mutate(request: Request, who: Principal, key: str | None, payload: object, fn) -> JSONResponse:
         """Run `fn(conn) -> (status, body, [(action, target, result)])` once per idempotency key,
         its audit rows in its transaction."""
         def run(conn):
             status, body, records = fn(conn)
             for action, target, result in records:
-                store.audit(conn, who["name"], action, target, result)
+                audit(conn, who, action, target, result)
             return status, body
 
-        status, body, replayed = store.idempotent(key, who["sha256"], [request.url.path, payload], run)
+        status, body, replayed = store.idempotent(key, who.sha256, [request.url.path, payload], run)
         request.scope[_AUDITED] = True
         if not replayed:
             wake()
@@ -69,8 +79,8 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         if request.method in MUTATING and not request.scope.get(_AUDITED):
             def record():
                 with store.tx() as conn:
-                    store.audit(conn, request.scope.get(_WHO, "anonymous"), request.method, request.url.path,
-                                f"refused {response.status_code}")
+                    audit(conn, request.scope.get(_WHO), request.method, request.url.path,
+                          f"refused {response.status_code}")
             await run_in_threadpool(record)
         return response
 
@@ -78,6 +88,10 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
     async def _401(request: Request, exc: Unauthorized):
         return JSONResponse({"detail": "missing or invalid token; send Authorization: Bearer TOKEN"},
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(Forbidden)
+    async def _403(request: Request, exc: Forbidden):
+        return JSONResponse({"detail": str(exc)}, status_code=403)
 
     @app.exception_handler(ObjectError)
     async def _422(request: Request, exc: ObjectError):
@@ -108,13 +122,52 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         problem = healthy()
         return JSONResponse({"ok": problem is None, "problem": problem}, status_code=200 if problem is None else 503)
 
+    # declared before /v1/{kind}, whose pattern their paths also match
+    @app.get("/v1/whoami", tags=["tokens"], summary="The calling token: its id, name, role and tenant")
+    def whoami(who: Who) -> dict:
+        return who.view()
+
+    @app.get("/v1/tokens", tags=["tokens"], summary="Every token, live and revoked, without its secret (admin)")
+    def list_tokens(who: Who) -> dict:
+        who.require_admin("listing tokens")
+        with store.tx() as conn:
+            return {"items": store.token_views(conn)}
+
+    @app.post("/v1/tokens", tags=["tokens"], status_code=201,
+              summary="Create a token (admin); the response is the only place its secret ever appears")
+    def create_token(
+        request: Request, who: Who,
+        body: Annotated[dict[str, Any], Body(description='{"role": ..., "tenant": ..., "name": ...}')] = ...,
+    ) -> JSONResponse:
+        who.require_admin("creating tokens")
+        req = parse_token_request(body)
+        # no Idempotency-Key here: a stored response would keep the secret in the database
+        with store.tx() as conn:
+            token_id, token = store.create_token(conn, req.role, req.tenant, req.name)
+            audit(conn, who, "token create", f"Token/{token_id}", f"created ({req.role}"
+                  + (f" of {req.tenant})" if req.tenant else ")"))
+        request.scope[_AUDITED] = True
+        return JSONResponse({"id": token_id, "token": token, "role": req.role, "tenant": req.tenant},
+                            status_code=201, headers={"Cache-Control": "no-store"})  # no proxy keeps the secret
+
+    @app.delete("/v1/tokens/{token_id}", tags=["tokens"], summary="Revoke a token (admin)")
+    def revoke_token(request: Request, token_id: int, who: Who) -> dict:
+        who.require_admin("revoking tokens")
+        with store.tx() as conn:
+            view = store.revoke_token(conn, token_id)
+            audit(conn, who, "token revoke", f"Token/{token_id}", "revoked")
+        request.scope[_AUDITED] = True
+        return {"result": "revoked", "token": view}
+
     @app.post("/v1/objects", tags=["objects"], summary="Create or update one object")
     def apply(request: Request, who: Who, key: IdemKey = None,
               body: Annotated[dict[str, Any], Body(description="an altostrat/v1 object")] = ...) -> JSONResponse:
+        who.require_writer()
         obj = parse_object(body)
+        scope = who.require_write(obj.kind)
 
         def fn(conn):
-            result, view = store.apply(conn, obj)
+            result, view = store.apply(conn, obj, scope)
             return 201 if result == "created" else 200, {"result": result, "object": view}, \
                 [("apply", f"{obj.kind}/{obj.metadata.name}", result)]
         return mutate(request, who, key, body, fn)
@@ -123,6 +176,7 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
     def apply_batch(request: Request, who: Who, key: IdemKey = None,
                     body: Annotated[dict[str, list[dict[str, Any]]], Body(description='{"objects": [...]}')] = ...
                     ) -> JSONResponse:
+        who.require_writer()
         if set(body) != {"objects"}:
             raise ObjectError([("objects", 'the body is {"objects": [object, ...]}')])
         objs, errors = [], []
@@ -133,12 +187,18 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
                 errors += [(f"objects[{i}].{f}" if f else f"objects[{i}]", m) for f, m in exc.errors]
         if errors:
             raise ObjectError(errors)
+        scope = None
+        for i, obj in enumerate(objs):
+            try:
+                scope = who.require_write(obj.kind)
+            except Forbidden as exc:
+                raise Forbidden(f"objects[{i}] ({obj.kind} {obj.metadata.name}): {exc}") from None
 
         def fn(conn):
             results, records = [], []
             for i, obj in enumerate(objs):
                 try:
-                    result, view = store.apply(conn, obj)
+                    result, view = store.apply(conn, obj, scope)
                 except ObjectError as exc:  # a reference to an object not (yet) there
                     raise ObjectError([(f"objects[{i}].{f}", m) for f, m in exc.errors]) from None
                 results.append({"result": result, "object": view})
@@ -148,27 +208,32 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
 
     @app.get("/v1/{kind}", tags=["objects"], summary="List the objects of a kind")
     def list_objects(kind: str, who: Who) -> dict:
+        kind = _kind(kind)
         with store.tx() as conn:
-            return {"items": store.list(conn, _kind(kind))}
+            return {"items": store.list(conn, kind, who.scope(kind))}
 
     @app.get("/v1/{kind}/{name}", tags=["objects"], summary="One object, with its status")
     def get_object(kind: str, name: str, who: Who) -> dict:
+        kind = _kind(kind)
         with store.tx() as conn:
-            return store.get(conn, _kind(kind), name)
+            return store.get(conn, kind, name, who.scope(kind))
 
     @app.delete("/v1/{kind}/{name}", tags=["objects"], summary="Delete an object")
     def delete_object(request: Request, kind: str, name: str, who: Who) -> JSONResponse:
         kind = _kind(kind)
+        scope = who.require_write(kind)
 
         def fn(conn):
-            store.delete(conn, kind, name)
+            store.delete(conn, kind, name, scope)
             return 200, {"result": "deleted", "kind": kind, "name": name}, [("delete", f"{kind}/{name}", "deleted")]
         return mutate(request, who, None, None, fn)
 
     @app.post("/v1/jobs/{name}:cancel", tags=["jobs"], summary="Cancel a job (its tasks get the checkpoint signal)")
     def cancel(request: Request, name: str, who: Who, key: IdemKey = None) -> JSONResponse:
+        scope = who.require_write("Job")
+
         def fn(conn):
-            view = store.request_cancel(conn, name)
+            view = store.request_cancel(conn, name, scope)
             return 202, {"result": "cancelling", "object": view}, [("cancel", f"Job/{name}", "cancelling")]
         return mutate(request, who, key, None, fn)
 
@@ -177,7 +242,7 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
     def logs(name: str, who: Who, attempt: Annotated[int | None, Query(ge=1)] = None,
              task: Annotated[int | None, Query(ge=0)] = None) -> PlainTextResponse:
         with store.tx() as conn:
-            attempt, paths = store.log_paths(conn, name, attempt)
+            attempt, paths = store.log_paths(conn, name, attempt, who.scope("Job"))
         chosen = [(t, p) for t, p in paths if task is None or t == task]
         if not chosen:
             raise ObjectError([("attempt" if task is None else "task", f"job {name} has no such attempt or task")])

@@ -1,4 +1,5 @@
-"""`altostrat serve`, `altostrat db upgrade` and the client verbs, registered on the main app.
+"""`altostrat serve`, `altostrat db upgrade`, the client verbs, `login` and `tokens`, registered
+on the main app.
 
 The service's dependencies (FastAPI, SQLAlchemy, httpx) are imported inside the commands, so
 that the simulator's commands start as fast as before.
@@ -13,16 +14,19 @@ from typing import Annotated, Optional
 
 import typer
 
-ServerOpt = Annotated[str, typer.Option("--server", envvar="ALTOSTRAT_SERVER", help="the service's URL")]
-TokenOpt = Annotated[Optional[str], typer.Option("--token", envvar="ALTOSTRAT_TOKEN", help="an API token",
-                                                 show_default=False)]
+ServerOpt = Annotated[Optional[str], typer.Option(
+    "--server", envvar="ALTOSTRAT_SERVER", show_default=False,
+    help="the service's URL (default: the `altostrat login` context's, else http://127.0.0.1:8080)")]
+TokenOpt = Annotated[Optional[str], typer.Option("--token", envvar="ALTOSTRAT_TOKEN", show_default=False,
+                                                 help="an API token (default: the login context's, for its server)")]
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="SQLite database, job logs and working folders")]
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="a SQLAlchemy URL instead of SQLite in --data-dir")]
 
-DEFAULT_SERVER = "http://127.0.0.1:8080"
 DEFAULT_DATA_DIR = Path("altostrat-data")
 
 db_app = typer.Typer(help="The control plane's database.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens: create, list and revoke them (an admin token's calls).",
+                         no_args_is_help=True)
 
 
 def fail(message: str) -> None:
@@ -30,11 +34,11 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _client(server: str, token: str | None):
-    from altostrat.service.client import Client, ClientError
+def _client(server: str | None, token: str | None):
+    from altostrat.service.client import ClientError, connect
 
     try:
-        return Client(server, token)
+        return connect(server, token)
     except ClientError as exc:
         fail(str(exc))
 
@@ -74,8 +78,13 @@ def _table(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def _who(view: dict) -> str:
+    return f"token {view['id']} ({view['role']}" + (f" of tenant {view['tenant']})" if view["tenant"] else ")")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
+    app.add_typer(tokens_app, name="tokens", rich_help_panel="Control plane")
 
     @app.command(rich_help_panel="Control plane")
     def serve(
@@ -107,7 +116,7 @@ def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel="Control plane")
     def apply(
         file: Annotated[str, typer.Option("--file", "-f", help="a YAML file of one or more objects; - for stdin")],
-        server: ServerOpt = DEFAULT_SERVER,
+        server: ServerOpt = None,
         token: TokenOpt = None,
     ) -> None:
         """Create or update the objects of FILE, all or none."""
@@ -137,7 +146,7 @@ def register(app: typer.Typer) -> None:
         kind: Annotated[str, typer.Argument(help="tenants, queues, pools or jobs")],
         name: Annotated[Optional[str], typer.Argument(help="one object; all when left out")] = None,
         output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
-        server: ServerOpt = DEFAULT_SERVER,
+        server: ServerOpt = None,
         token: TokenOpt = None,
     ) -> None:
         """Show objects and their status."""
@@ -157,7 +166,7 @@ def register(app: typer.Typer) -> None:
             print(_table([_columns(kind, o) for o in objs]))
 
     @app.command(rich_help_panel="Control plane")
-    def delete(kind: str, name: str, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None) -> None:
+    def delete(kind: str, name: str, server: ServerOpt = None, token: TokenOpt = None) -> None:
         """Delete an object (a job once it has ended; cancel it first)."""
         from altostrat.service.client import ClientError
 
@@ -169,7 +178,7 @@ def register(app: typer.Typer) -> None:
         print(f"{kind.lower()}/{name} deleted")
 
     @app.command(rich_help_panel="Control plane")
-    def cancel(job: str, server: ServerOpt = DEFAULT_SERVER, token: TokenOpt = None) -> None:
+    def cancel(job: str, server: ServerOpt = None, token: TokenOpt = None) -> None:
         """Cancel a job: its tasks get the checkpoint signal, then SIGKILL after the grace period."""
         from altostrat.service.client import ClientError
 
@@ -184,7 +193,7 @@ def register(app: typer.Typer) -> None:
         job: str,
         attempt: Annotated[Optional[int], typer.Option(min=1, help="default: the latest")] = None,
         task: Annotated[Optional[int], typer.Option(min=0, help="default: every task")] = None,
-        server: ServerOpt = DEFAULT_SERVER,
+        server: ServerOpt = None,
         token: TokenOpt = None,
     ) -> None:
         """Print a job's task logs (stdout and stderr)."""
@@ -194,3 +203,71 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(_client(server, token).logs(job, attempt, task))
         except ClientError as exc:
             fail(str(exc))
+
+    @app.command(rich_help_panel="Control plane")
+    def login(
+        token: Annotated[str, typer.Option("--token", envvar="ALTOSTRAT_TOKEN", prompt="API token", hide_input=True,
+                                           help="an API token (asked for when left out, so that it stays out of "
+                                                "the shell's history)")],
+        server: Annotated[Optional[str], typer.Option("--server", envvar="ALTOSTRAT_SERVER", show_default=False,
+                                                      help="the service's URL (default: http://127.0.0.1:8080)")]
+        = None,
+    ) -> None:
+        """Check a token against the server and save both as the context the other verbs use."""
+        from altostrat.service.client import DEFAULT_SERVER, Client, ClientError, save_context
+
+        server = server or DEFAULT_SERVER
+        try:
+            me = Client(server, token).whoami()
+        except ClientError as exc:
+            fail(str(exc))
+        path = save_context(server, token)
+        print(f"logged in to {server} as {_who(me)}; context saved to {path} (mode 600)")
+
+    @tokens_app.command("create")
+    def tokens_create(
+        role: Annotated[str, typer.Option(help="admin, tenant or viewer")],
+        tenant: Annotated[Optional[str], typer.Option(help="the Tenant it acts for: required for a tenant token; "
+                                                           "a viewer without one sees every tenant")] = None,
+        name: Annotated[Optional[str], typer.Option(help="a label for the audit log")] = None,
+        server: ServerOpt = None,
+        token: TokenOpt = None,
+    ) -> None:
+        """Create a token and print it: the only time it is shown (the server keeps its SHA-256)."""
+        from altostrat.service.client import ClientError
+
+        try:
+            made = _client(server, token).create_token(role, tenant, name)
+        except ClientError as exc:
+            fail(str(exc))
+        print(made["token"])  # alone on stdout, so that TOKEN=$(altostrat tokens create …) works
+        print(f"created {_who(made)}; store it now, it is not shown again", file=sys.stderr)
+
+    @tokens_app.command("revoke")
+    def tokens_revoke(token_id: Annotated[int, typer.Argument(help="the token's id (see `tokens list`)")],
+                      server: ServerOpt = None, token: TokenOpt = None) -> None:
+        """Revoke a token: every later call with it gets 401."""
+        from altostrat.service.client import ClientError
+
+        try:
+            _client(server, token).revoke_token(token_id)
+        except ClientError as exc:
+            fail(str(exc))
+        print(f"token {token_id} revoked")
+
+    @tokens_app.command("list")
+    def tokens_list(server: ServerOpt = None, token: TokenOpt = None) -> None:
+        """Every token, live and revoked (never its secret)."""
+        from datetime import datetime, timezone
+
+        from altostrat.service.client import ClientError
+
+        def when(t: float | None) -> str:
+            return "-" if t is None else datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+        try:
+            items = _client(server, token).tokens()
+        except ClientError as exc:
+            fail(str(exc))
+        print(_table([{"ID": str(i["id"]), "ROLE": i["role"], "TENANT": i["tenant"] or "-", "NAME": i["name"],
+                       "CREATED": when(i["createdAt"]), "REVOKED": when(i["revokedAt"])} for i in items]))

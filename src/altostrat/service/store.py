@@ -9,6 +9,7 @@ serialised. Callers commit a state transition before acting on it.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -108,13 +109,18 @@ class Store:
         self.engine.dispose()
 
     # -- objects ------------------------------------------------------------------------
-    def apply(self, conn: Connection, obj: _Object) -> tuple[str, dict]:
-        """Create or update one object: ('created' | 'updated' | 'unchanged', its view)."""
+    def apply(self, conn: Connection, obj: _Object, scope: str | None = None) -> tuple[str, dict]:
+        """Create or update one object: ('created' | 'updated' | 'unchanged', its view).
+
+        `scope`: the tenant acting; other tenants' objects are invisible to it (auth.py)."""
         kind, name = obj.kind, obj.metadata.name
         spec = obj.spec.model_dump(mode="json", by_alias=True)
         labels = dict(obj.metadata.labels)
-        tenant = self._check_refs(conn, obj)
-        row = conn.execute(select(t.objects).where(t.objects.c.kind == kind, t.objects.c.name == name)).mappings().first()
+        tenant = self._check_refs(conn, obj, scope)
+        row = self._row(conn, kind, name)
+        if row is not None and scope is not None and row["tenant"] != scope:
+            # names are unique across tenants: this says the name is in use, nothing more
+            raise Conflict(f"a {kind} named {name!r} exists (names are unique across tenants); choose another name")
         now = time.time()
         if row is None:
             conn.execute(insert(t.objects).values(
@@ -133,16 +139,16 @@ class Store:
             spec=spec, labels=labels, tenant=tenant, resource_version=row["resource_version"] + 1, updated_at=now))
         return "updated", self._view(conn, kind, name)
 
-    def _check_refs(self, conn: Connection, obj: _Object) -> str | None:
-        """The object's tenant; an unknown tenant or queue is a field error."""
+    def _check_refs(self, conn: Connection, obj: _Object, scope: str | None) -> str | None:
+        """The object's tenant; an unknown (or, to `scope`, invisible) tenant or queue is a field error."""
         if isinstance(obj, TenantObject):
             return obj.metadata.name
         if isinstance(obj, QueueObject):
-            if self._row(conn, "Tenant", obj.spec.tenant) is None:
+            if self._row(conn, "Tenant", obj.spec.tenant, scope) is None:
                 raise ObjectError([("spec.tenant", f"no Tenant named {obj.spec.tenant!r}; apply it first")])
             return obj.spec.tenant
         if isinstance(obj, JobObject):
-            queue = self._row(conn, "Queue", obj.spec.queue)
+            queue = self._row(conn, "Queue", obj.spec.queue, scope)
             if queue is None:
                 raise ObjectError([("spec.queue", f"no Queue named {obj.spec.queue!r}; apply it first")])
             return queue["tenant"]
@@ -155,14 +161,17 @@ class Store:
         if busy:
             raise Conflict(f"pool {pool} has {busy} task(s) running; {verb} it once they end (or cancel their jobs)")
 
-    def delete(self, conn: Connection, kind: str, name: str) -> None:
-        row = self._row(conn, kind, name)
+    def delete(self, conn: Connection, kind: str, name: str, scope: str | None = None) -> None:
+        row = self._row(conn, kind, name, scope)
         if row is None:
             raise NotFound(f"no {kind} named {name!r}")
         if kind == "Tenant":
             used = self._names(conn, "Queue", t.objects.c.tenant == name)
             if used:
                 raise Conflict(f"tenant {name} still has queues ({', '.join(used)}); delete them first")
+            # a tenant of the same name created later is someone else: its old tokens must not work
+            conn.execute(update(t.tokens).where(t.tokens.c.tenant == name, t.tokens.c.revoked_at.is_(None))
+                         .values(revoked_at=time.time()))
         elif kind == "Queue":
             used = [r["name"] for r in self._rows(conn, "Job", t.objects.c.state.in_(ACTIVE)) if r["spec"]["queue"] == name]
             if used:
@@ -174,8 +183,8 @@ class Store:
         conn.execute(delete(t.attempts).where(t.attempts.c.job_id == row["id"]))
         conn.execute(delete(t.objects).where(t.objects.c.id == row["id"]))
 
-    def request_cancel(self, conn: Connection, name: str) -> dict:
-        row = self._row(conn, "Job", name)
+    def request_cancel(self, conn: Connection, name: str, scope: str | None = None) -> dict:
+        row = self._row(conn, "Job", name, scope)
         if row is None:
             raise NotFound(f"no Job named {name!r}")
         if row["state"] not in ACTIVE:
@@ -183,19 +192,23 @@ class Store:
         self.update_job(conn, row["id"], cancelRequested=True)
         return self._view(conn, "Job", name)
 
-    def get(self, conn: Connection, kind: str, name: str) -> dict:
-        view = self._view(conn, kind, name)
+    def get(self, conn: Connection, kind: str, name: str, scope: str | None = None) -> dict:
+        view = self._view(conn, kind, name, scope)
         if view is None:
             raise NotFound(f"no {kind} named {name!r}")
         return view
 
-    def list(self, conn: Connection, kind: str) -> list[dict]:
-        rows = self._rows(conn, kind)
+    def list(self, conn: Connection, kind: str, scope: str | None = None) -> list[dict]:
+        rows = self._rows(conn, kind, *(() if scope is None else (t.objects.c.tenant == scope,)))
         tasks = self._tasks(conn, [r["id"] for r in rows]) if kind == "Job" else {}
         return [_view(r, tasks.get(r["id"], [])) for r in rows]
 
-    def _row(self, conn: Connection, kind: str, name: str):
-        return conn.execute(select(t.objects).where(t.objects.c.kind == kind, t.objects.c.name == name)).mappings().first()
+    def _row(self, conn: Connection, kind: str, name: str, scope: str | None = None):
+        """The object, or None; with a `scope`, None too when it is another tenant's."""
+        q = select(t.objects).where(t.objects.c.kind == kind, t.objects.c.name == name)
+        if scope is not None:
+            q = q.where(t.objects.c.tenant == scope)
+        return conn.execute(q).mappings().first()
 
     def _rows(self, conn: Connection, kind: str, *where):
         return conn.execute(select(t.objects).where(t.objects.c.kind == kind, *where).order_by(t.objects.c.id)).mappings().all()
@@ -203,8 +216,8 @@ class Store:
     def _names(self, conn: Connection, kind: str, *where) -> list[str]:
         return [r["name"] for r in self._rows(conn, kind, *where)]
 
-    def _view(self, conn: Connection, kind: str, name: str) -> dict | None:
-        row = self._row(conn, kind, name)
+    def _view(self, conn: Connection, kind: str, name: str, scope: str | None = None) -> dict | None:
+        row = self._row(conn, kind, name, scope)
         if row is None:
             return None
         return _view(row, self._tasks(conn, [row["id"]]).get(row["id"], []) if kind == "Job" else [])
@@ -251,9 +264,10 @@ class Store:
     def attempt_tasks(self, conn: Connection, job_id: int, attempt: int) -> list[dict]:
         return [r for r in self._tasks(conn, [job_id]).get(job_id, []) if r["attempt"] == attempt]
 
-    def log_paths(self, conn: Connection, name: str, attempt: int | None) -> tuple[int, list[tuple[int, str]]]:
+    def log_paths(self, conn: Connection, name: str, attempt: int | None,
+                  scope: str | None = None) -> tuple[int, list[tuple[int, str]]]:
         """(attempt, [(task, log path)]) of a job's attempt, the latest when `attempt` is None."""
-        row = self._row(conn, "Job", name)
+        row = self._row(conn, "Job", name, scope)
         if row is None:
             raise NotFound(f"no Job named {name!r}")
         tasks = self._tasks(conn, [row["id"]]).get(row["id"], [])
@@ -279,19 +293,49 @@ class Store:
             return token
 
     @staticmethod
-    def _add_token(conn: Connection, token: str, name: str, role: str, tenant: str | None) -> None:
-        conn.execute(insert(t.tokens).values(sha256=sha256(token), name=name, role=role, tenant=tenant, created_at=time.time()))
+    def _add_token(conn: Connection, token: str, name: str, role: str, tenant: str | None) -> int:
+        return conn.execute(insert(t.tokens).values(sha256=sha256(token), name=name, role=role, tenant=tenant,
+                                                    created_at=time.time())).inserted_primary_key[0]
+
+    def create_token(self, conn: Connection, role: str, tenant: str | None, name: str | None) -> tuple[int, str]:
+        """A new random token (256 bits): (its id, the token). Only its SHA-256 is stored, so the
+        caller shows it once."""
+        if tenant is not None and self._row(conn, "Tenant", tenant) is None:
+            raise ObjectError([("tenant", f"no Tenant named {tenant!r}; apply it first")])
+        token = secrets.token_urlsafe(32)
+        return self._add_token(conn, token, name or (f"{role} of {tenant}" if tenant else role), role, tenant), token
+
+    def revoke_token(self, conn: Connection, token_id: int) -> dict:
+        row = conn.execute(select(t.tokens).where(t.tokens.c.id == token_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no token {token_id}")
+        if row["revoked_at"] is not None:
+            raise Conflict(f"token {token_id} is already revoked")
+        if row["role"] == "admin" and conn.execute(select(func.count()).select_from(t.tokens).where(
+                t.tokens.c.role == "admin", t.tokens.c.revoked_at.is_(None))).scalar_one() == 1:
+            raise Conflict(f"token {token_id} is the last admin token; create another admin token first")
+        now = time.time()
+        conn.execute(update(t.tokens).where(t.tokens.c.id == token_id).values(revoked_at=now))
+        return _token_view({**row, "revoked_at": now})
+
+    def token_views(self, conn: Connection) -> list[dict]:
+        return [_token_view(r) for r in conn.execute(select(t.tokens).order_by(t.tokens.c.id)).mappings()]
 
     def principal(self, token: str) -> dict | None:
+        """The live token whose hash is `token`'s, or None. The lookup is keyed by the hash, so its
+        timing can tell only how far a guess's hash matches a stored one, which does not help to
+        find a token; the final check is constant-time whatever the database's string comparison."""
+        digest = sha256(token)
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.tokens).where(t.tokens.c.sha256 == sha256(token),
+            row = conn.execute(select(t.tokens).where(t.tokens.c.sha256 == digest,
                                                       t.tokens.c.revoked_at.is_(None))).mappings().first()
-        return dict(row) if row else None
+        return dict(row) if row is not None and hmac.compare_digest(row["sha256"], digest) else None
 
     @staticmethod
-    def audit(conn: Connection, who: str, action: str, target: str, result: str) -> None:
+    def audit(conn: Connection, who: str, action: str, target: str, result: str,
+              token_id: int | None = None, role: str | None = None) -> None:
         conn.execute(insert(t.audit).values(at=time.time(), who=who[:200], action=action[:300],
-                                            target=target[:600], result=result[:600]))
+                                            target=target[:600], result=result[:600], token_id=token_id, role=role))
 
     def audit_rows(self) -> list[dict]:
         with self.engine.connect() as conn:
@@ -330,6 +374,12 @@ def _view(row, tasks: list[dict]) -> dict:
     if row["tenant"] is not None:
         meta["tenant"] = row["tenant"]
     return {"apiVersion": "altostrat/v1", "kind": row["kind"], "metadata": meta, "spec": row["spec"], "status": status}
+
+
+def _token_view(r) -> dict:
+    """A token as the API lists it: never its hash."""
+    return {"id": r["id"], "name": r["name"], "role": r["role"], "tenant": r["tenant"],
+            "createdAt": r["created_at"], "revokedAt": r["revoked_at"]}
 
 
 def _task_view(r: dict) -> dict:

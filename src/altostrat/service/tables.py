@@ -54,8 +54,13 @@ audit = Table(
     Column("action", String(300), nullable=False),
     Column("target", String(600), nullable=False),
     Column("result", String(600), nullable=False),
+    # the token that made the call and its role (None: no valid token); tokens are revoked, never deleted
+    Column("token_id", Integer, nullable=True),
+    Column("role", String(16), nullable=True),
 )
 
+# API tokens, stored only as SHA-256 hashes. role: admin | tenant | viewer; `tenant` binds a
+# tenant token (always) or a viewer (optionally) to one Tenant.
 tokens = Table(
     "tokens", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
