@@ -151,3 +151,15 @@ def test_openapi_is_published(client):
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/objects", "/v1/objects:batch", "/v1/{kind}", "/v1/{kind}/{name}", "/v1/jobs/{name}:cancel",
             "/v1/jobs/{name}/logs"} <= set(paths)
+
+
+@pytest.mark.parametrize("path", ["/v1/objects", "/v1/objects:batch"])
+def test_a_request_without_a_body_is_a_422(client, path):
+    response = client.post(path, headers=AUTH)  # found by the schemathesis fuzz test: it was a 500
+    assert response.status_code == 422
+
+
+def test_ids_beyond_what_the_database_stores_are_a_422(client):
+    huge = 2**70  # found by the schemathesis fuzz test: SQLite raised OverflowError, a 500
+    assert client.delete(f"/v1/tokens/{huge}", headers=AUTH).status_code == 422
+    assert client.get("/v1/jobs/x/logs", params={"attempt": huge}, headers=AUTH).status_code == 422

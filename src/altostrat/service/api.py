@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -33,6 +34,8 @@ _WHO, _AUDITED = "altostrat.who", "altostrat.audited"
 class Unauthorized(Exception):
     pass
 
+
+MAX_ID = 2**63 - 1  # the largest integer SQLite (and PostgreSQL's bigint) stores: larger ids are a 422, not a 500
 
 def create_app(store: Store, wake: Callable[[], None] = lambda: None,
                healthy: Callable[[], str | None] = lambda: None) -> FastAPI:
@@ -151,7 +154,7 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
                             status_code=201, headers={"Cache-Control": "no-store"})  # no proxy keeps the secret
 
     @app.delete("/v1/tokens/{token_id}", tags=["tokens"], summary="Revoke a token (admin)")
-    def revoke_token(request: Request, token_id: int, who: Who) -> dict:
+    def revoke_token(request: Request, token_id: Annotated[int, PathParam(ge=1, le=MAX_ID)], who: Who) -> dict:
         who.require_admin("revoking tokens")
         with store.tx() as conn:
             view = store.revoke_token(conn, token_id)
@@ -160,8 +163,8 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         return {"result": "revoked", "token": view}
 
     @app.post("/v1/objects", tags=["objects"], summary="Create or update one object")
-    def apply(request: Request, who: Who, key: IdemKey = None,
-              body: Annotated[dict[str, Any], Body(description="an altostrat/v1 object")] = ...) -> JSONResponse:
+    def apply(request: Request, who: Who, body: Annotated[dict[str, Any], Body(description="an altostrat/v1 object")],
+              key: IdemKey = None) -> JSONResponse:
         who.require_writer()
         obj = parse_object(body)
         scope = who.require_write(obj.kind)
@@ -173,9 +176,9 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         return mutate(request, who, key, body, fn)
 
     @app.post("/v1/objects:batch", tags=["objects"], summary="Apply several objects in one transaction")
-    def apply_batch(request: Request, who: Who, key: IdemKey = None,
-                    body: Annotated[dict[str, list[dict[str, Any]]], Body(description='{"objects": [...]}')] = ...
-                    ) -> JSONResponse:
+    def apply_batch(request: Request, who: Who,
+                    body: Annotated[dict[str, list[dict[str, Any]]], Body(description='{"objects": [...]}')],
+                    key: IdemKey = None) -> JSONResponse:
         who.require_writer()
         if set(body) != {"objects"}:
             raise ObjectError([("objects", 'the body is {"objects": [object, ...]}')])
@@ -239,8 +242,8 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
 
     @app.get("/v1/jobs/{name}/logs", tags=["jobs"], response_class=PlainTextResponse,
              summary="The job's task logs (stdout and stderr) of one attempt, the latest by default")
-    def logs(name: str, who: Who, attempt: Annotated[int | None, Query(ge=1)] = None,
-             task: Annotated[int | None, Query(ge=0)] = None) -> PlainTextResponse:
+    def logs(name: str, who: Who, attempt: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+             task: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None) -> PlainTextResponse:
         with store.tx() as conn:
             attempt, paths = store.log_paths(conn, name, attempt, who.scope("Job"))
         chosen = [(t, p) for t, p in paths if task is None or t == task]
