@@ -29,8 +29,8 @@ from altostrat.policy.registry import parse_policy
 from altostrat.resources import MILLI
 from altostrat.service import executor as ex
 from altostrat.service.quota import QueueQuotaGate
-from altostrat.service.store import (CANCELLED, EXITED, FAILED, LOST, PENDING, RUNNING, STARTING, STOPPING,
-                                     SUCCEEDED, Store)
+from altostrat.service.store import (CANCELLED, EXITED, FAILED, LOST, PENDING, RUNNING, STARTING, STOPPED,
+                                     STOPPING, SUCCEEDED, Store)
 from altostrat.workload.job import Job
 
 log = logging.getLogger("altostrat.reconciler")
@@ -42,14 +42,15 @@ BACKOFF_S, BACKOFF_MAX_S = 1.0, 300.0  # retry n waits BACKOFF_S * 2**(n-1), at 
 
 @dataclass
 class Task:
-    """A spawned process of one task of one attempt."""
+    """A spawned (or adopted) process of one task of one attempt."""
 
     row: int
     job_id: int
     attempt: int
     node: str
     devices: tuple[int, ...]
-    proc: object  # subprocess.Popen
+    proc: object  # subprocess.Popen, or ex.Adopted after a restart
+    exit_file: Path
     kill_at: float | None = None  # monotonic time of the SIGKILL once signalled
 
 
@@ -64,6 +65,9 @@ class Live:
     attempt: int = 0  # the current attempt's number (0: none yet)
     unspawned: list[tuple] = field(default_factory=list)  # (row, task, node, devices) waiting for devices
     stopping: str | None = None  # why the current attempt's tasks are being stopped
+    # adopted at start-up: (node names, devices, start) for Engine.adopt, and why to stop it at once
+    recovered: tuple | None = None
+    recovered_stop: str | None = None
 
 
 class Reconciler:
@@ -90,6 +94,7 @@ class Reconciler:
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
         self.recover()
+        self.sync()  # builds the engine, which adopts the recovered jobs before any task is reaped
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
         self._thread.start()
 
@@ -103,41 +108,74 @@ class Reconciler:
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
-        for live in list(self.live.values()):
-            if live.stopping is None and self.engine is not None and live.id in self.engine.running:
-                self._stop_tasks(live, "shutdown")
+        running = [live for live in self.live.values()
+                   if live.stopping is None and self.engine is not None and live.id in self.engine.running]
+        with self.store.tx() as conn:  # write-ahead: a crash from here on finds them pending, not failed
+            for live in running:
+                self.store.update_job(conn, live.id, PENDING, reason="interrupted: the service stopped; "
+                                                                     "it runs again when the service starts")
+        for live in running:
+            self._stop_tasks(live, "shutdown")
         deadline = time.monotonic() + self.grace_s + 5
         while self.tasks and time.monotonic() < deadline:
             self._reap()
             time.sleep(TICK_S)
-        with self.store.tx() as conn:
-            for live in self.live.values():
-                if live.stopping == "shutdown":
-                    self.store.update_job(conn, live.id, PENDING, reason="interrupted: the service stopped; "
-                                                                         "it runs again when the service starts")
 
     def recover(self) -> None:
-        """At start-up: no task of a previous run may go on unrecorded. A task process still
-        alive is killed (adopting it is a later slice); its job runs again. A job whose last
-        attempt's tasks all ended before the stop is concluded from their exit codes."""
+        """At start-up, settle every task a previous run left STARTING, RUNNING or STOPPING
+        (after a crash; a clean stop leaves none running).
+
+        A task whose process still runs (same pid and /proc start time) is adopted: if it
+        belongs to its job's current attempt, the job stays RUNNING and enters the engine with
+        exactly its devices (at the first sync, which builds the engine); otherwise (its job
+        was preempted, stopped or cancelled) it gets its checkpoint signal again and SIGKILL
+        after the grace period. A task whose process is gone is EXITED (or STOPPED) with the
+        exit code its wrapper recorded, or LOST without one: it never ran its command (its pid
+        was not committed, so the wrapper never got the go-ahead) or was killed with SIGKILL.
+        A RUNNING job none of whose tasks runs any more is concluded from those rows now.
+        """
+        wall = time.time()
         with self.store.tx() as conn:
+            current = {j["id"]: j for j in self.store.jobs(conn, (RUNNING,))}
             for row in self.store.live_tasks(conn):
-                if row["pid"] and ex.proc_start(row["pid"]) == row["proc_start"]:
-                    ex.signal_group(row["pid"], 9)
-                    for _ in range(100):
-                        if ex.proc_start(row["pid"]) is None:
-                            break
-                        time.sleep(0.05)
-                self.store.update_task(conn, row["id"], state=LOST, ended_at=time.time())
-            for job in self.store.jobs(conn, (RUNNING,)):
-                tasks = self.store.attempt_tasks(conn, job["id"], job["status"].get("attempts", 0))
-                if job["status"].get("cancelRequested"):
-                    self.store.update_job(conn, job["id"], CANCELLED, reason="cancelled", finishedAt=time.time())
-                elif tasks and all(r["state"] == EXITED for r in tasks):
-                    self._conclude_rows(conn, job, tasks)
+                job = current.get(row["job_id"])
+                # an attempt its job has left (preempted, stopped, cancelled): its end is a stop
+                settled = job is None or row["attempt"] != job["status"].get("attempts")
+                exit_file = ex.exit_path(row["log_path"])
+                proc = ex.Adopted(row["pid"], row["proc_start"]) if row["pid"] and row["proc_start"] else None
+                if proc is not None and ex.alive(proc):
+                    task = Task(row["id"], row["job_id"], row["attempt"], row["node"], _devices(row["devices"]), proc,
+                                exit_file)
+                    self.tasks[row["id"]] = task
+                    if settled:
+                        self.store.update_task(conn, row["id"], state=STOPPING)  # write-ahead, as _stop_tasks
+                        spec = self.store.job(conn, row["job_id"])["spec"]
+                        ex.signal_group(proc.pid, ex.signal_number(spec["checkpointSignal"]))
+                        task.kill_at = time.monotonic() + self.grace_s
+                    continue
+                code = None if proc is None else ex.exit_status(proc, exit_file)
+                state = STOPPED if settled or row["state"] == STOPPING else EXITED if code is not None else LOST
+                self.store.update_task(conn, row["id"], state=state, exit_code=code, ended_at=wall)
+            for job in current.values():
+                attempt = job["status"].get("attempts", 0)
+                rows = self.store.attempt_tasks(conn, job["id"], attempt)
+                if any(r["id"] in self.tasks for r in rows):
+                    self._adopt(job, rows)
+                elif job["status"].get("cancelRequested"):
+                    self.store.update_job(conn, job["id"], CANCELLED, reason="cancelled", finishedAt=wall)
                 else:
-                    self.store.update_job(conn, job["id"], PENDING, reason="interrupted: the service stopped; "
-                                                                           "it runs again")
+                    self._conclude_rows(conn, job, rows)
+
+    def _adopt(self, job: dict, rows: list[dict]) -> None:
+        """A RUNNING job some of whose tasks still run: the engine adopts it at the first sync. An
+        attempt that already failed, lost a task or was being stopped is stopped then."""
+        live = Live(job["id"], job["name"], job["spec"], self._job(job), job["status"]["attempts"])
+        start = min((r["started_at"] for r in rows if r["started_at"] is not None), default=self.wall0)
+        live.recovered = ([r["node"] for r in rows], [_devices(r["devices"]) for r in rows], start - self.wall0)
+        if any(r["state"] in (LOST, STOPPED, STOPPING) or (r["state"] == EXITED and r["exit_code"] != 0) for r in rows):
+            live.recovered_stop = "cancel" if job["status"].get("cancelRequested") else "failed"
+        self.live[live.id] = live
+        self.gate.queue_of[live.id] = live.spec["queue"]
 
     def _loop(self) -> None:
         last_sync = -math.inf
@@ -219,14 +257,18 @@ class Reconciler:
             return
         policy = parse_policy(self.policy_name)
         self.engine = Engine(ClusterState(nodes), dataclasses.replace(policy, gates=(*policy.gates, self.gate)))
-        resubmit = []
+        resubmit, recovered = [], []
         for live in self.live.values():
             run = old.running.get(live.id) if old is not None else None
             if run is not None:
-                names = [old.state.nodes[i].name for i, _ in run.alloc]
+                placed = [old.state.nodes[i].name for i, _ in run.alloc], [d for _, d in run.alloc], run.start
+            else:
+                placed, live.recovered = live.recovered, None
+                recovered += [live] if placed is not None else []
+            if placed is not None:
+                names, devices, start = placed
                 if all(name in self.node_idx for name in names):
-                    self.engine.adopt(live.job, tuple((self.node_idx[name], devices) for name, (_, devices)
-                                                      in zip(names, run.alloc)), run.start)
+                    self.engine.adopt(live.job, tuple((self.node_idx[n], d) for n, d in zip(names, devices)), start)
                     continue
                 # its pool went away between the API's check and its start: run it again elsewhere
                 with self.store.tx() as conn:
@@ -235,18 +277,25 @@ class Reconciler:
                 resubmit.append(live)
             elif old is not None and live.id in old.pending:
                 resubmit.append(live)
+        for live in recovered:
+            if live.recovered_stop is not None and live.id in self.engine.running:
+                self._stop_tasks(live, live.recovered_stop)
         for live in resubmit:
             self._apply(self.engine.submit(live.job, self.now()))
 
-    def _submit(self, row: dict) -> None:
+    def _job(self, row: dict) -> Job:
+        """The engine's view of a Job row, on this run's clock (submitted before it: negative)."""
         spec, res = row["spec"], row["spec"]["resources"]
         submit = row["created_at"] - self.wall0
-        job = Job(id=row["name"], submit=submit, duration=spec["expectedDurationS"], tasks=spec["tasks"],
-                  gpu_milli=round(res["gpu"] * MILLI), cpu_milli=round(res["cpu"] * MILLI),
-                  mem_mib=round(res["memoryGib"] * 1024), tenant=row["tenant"], priority=spec["priority"],
-                  deadline=None if spec.get("deadlineS") is None else submit + spec["deadlineS"], idx=row["id"])
-        self.live[row["id"]] = Live(row["id"], row["name"], spec, job, row["status"].get("attempts", 0))
-        self.gate.queue_of[row["id"]] = spec["queue"]
+        return Job(id=row["name"], submit=submit, duration=spec["expectedDurationS"], tasks=spec["tasks"],
+                   gpu_milli=round(res["gpu"] * MILLI), cpu_milli=round(res["cpu"] * MILLI),
+                   mem_mib=round(res["memoryGib"] * 1024), tenant=row["tenant"], priority=spec["priority"],
+                   deadline=None if spec.get("deadlineS") is None else submit + spec["deadlineS"], idx=row["id"])
+
+    def _submit(self, row: dict) -> None:
+        job = self._job(row)
+        self.live[row["id"]] = Live(row["id"], row["name"], row["spec"], job, row["status"].get("attempts", 0))
+        self.gate.queue_of[row["id"]] = row["spec"]["queue"]
         self._apply(self.engine.submit(job, self.now()))
 
     # -- decisions ------------------------------------------------------------------------
@@ -312,10 +361,11 @@ class Reconciler:
                 live.unspawned = pending[n + 1:]  # never spawned: _stop_tasks records them LOST
                 self._stop_tasks(live, "failed")
                 return
-            with self.store.tx() as conn:
+            with self.store.tx() as conn:  # write-ahead: the command runs only once its process is on record
                 self.store.update_task(conn, row, state=RUNNING, pid=proc.pid, proc_start=ex.proc_start(proc.pid),
                                        started_at=time.time())
-            self.tasks[row] = Task(row, live.id, live.attempt, node, devices, proc)
+            ex.release(proc)
+            self.tasks[row] = Task(row, live.id, live.attempt, node, devices, proc, ex.exit_path(logfile))
         self._maybe_conclude(live)
 
     def _stop_tasks(self, live: Live, why: str) -> None:
@@ -348,19 +398,20 @@ class Reconciler:
     # -- processes ------------------------------------------------------------------------
     def _reap(self) -> None:
         for task in list(self.tasks.values()):
-            code = task.proc.poll()
-            if code is None:
+            if ex.alive(task.proc):
                 if task.kill_at is not None and time.monotonic() >= task.kill_at:
                     ex.signal_group(task.proc.pid, 9)
                 continue
             ex.signal_group(task.proc.pid, 9)  # what the task left behind in its session
             del self.tasks[task.row]
+            code = ex.exit_status(task.proc, task.exit_file)
+            state = STOPPED if task.kill_at is not None else EXITED if code is not None else LOST
             with self.store.tx() as conn:
-                self.store.update_task(conn, task.row, state=EXITED, exit_code=code, ended_at=time.time())
+                self.store.update_task(conn, task.row, state=state, exit_code=code, ended_at=time.time())
             live = self.live.get(task.job_id)
-            if live is None or task.attempt != live.attempt:
-                continue
-            if code != 0 and live.stopping is None:
+            if live is None or task.attempt != live.attempt or self.engine is None or live.id not in self.engine.running:
+                continue  # a leftover of an attempt already settled (preempted, stopped, cancelled)
+            if code != 0 and live.stopping is None:  # a lost task (code None) fails its gang too
                 self._stop_tasks(live, "failed")  # a gang fails as a whole
             else:
                 self._maybe_conclude(live)
@@ -389,12 +440,22 @@ class Reconciler:
             self.wake()  # its retry is due after the backoff: sync looks again
 
     def _conclude_rows(self, conn, job: dict, tasks: list[dict]) -> None:
-        """SUCCEEDED when every task exited 0; else a retry after a backoff while retries are
-        left, else FAILED with the first failing task's exit code."""
-        bad = next((r for r in tasks if r["exit_code"] != 0), None)
+        """SUCCEEDED when every task exited 0. A task that failed on its own (exited non-zero, or
+        could not start) fails the attempt: a retry after a backoff while retries are left, else
+        FAILED with its exit code. Otherwise a task was lost (or stopped because a task of its
+        gang was): the attempt is the service's failure, not the job's, so the job runs again
+        at once and no retry is used up."""
+        bad = next((r for r in tasks if r["state"] == EXITED and r["exit_code"] != 0), None)
         now = time.time()
-        if bad is None:
+        attempt = job["status"].get("attempts", 0)
+        if bad is None and tasks and all(r["state"] == EXITED for r in tasks):
             self.store.update_job(conn, job["id"], SUCCEEDED, exitCode=0, reason=None, finishedAt=now)
+            return
+        if bad is None:
+            lost = ", ".join(str(r["task"]) for r in tasks if r["state"] == LOST) or "none"
+            self.store.update_job(conn, job["id"], PENDING, notBefore=None,
+                                  reason=f"attempt {attempt} was lost (task(s) {lost} ended with no exit status on "
+                                         "record: killed, or never started); it runs again")
             return
         code = bad["exit_code"]
         failures = job["status"].get("failures", 0) + 1
@@ -403,13 +464,18 @@ class Reconciler:
         if failures <= retries:
             delay = min(BACKOFF_S * 2 ** (failures - 1), BACKOFF_MAX_S)
             self.store.update_job(conn, job["id"], PENDING, exitCode=code, failures=failures, notBefore=now + delay,
-                                  reason=f"attempt {job['status'].get('attempts', failures)} failed: {what}; "
+                                  reason=f"attempt {attempt} failed: {what}; "
                                          f"retry {failures} of {retries} in {delay:g} s")
         else:
             self.store.update_job(conn, job["id"], FAILED, exitCode=code, failures=failures, finishedAt=now,
-                                  reason=f"{what} (attempt {job['status'].get('attempts', failures)}, "
+                                  reason=f"{what} (attempt {attempt}, "
                                          f"{retries} retr{'y' if retries == 1 else 'ies'} allowed)")
 
     def _forget(self, live: Live) -> None:
         self.live.pop(live.id, None)
         self.gate.queue_of.pop(live.id, None)
+
+
+def _devices(text: str) -> tuple[int, ...]:
+    """A task row's devices ("0,1"; "" for none) as the engine's allocation holds them."""
+    return tuple(int(d) for d in text.split(",") if d)

@@ -26,8 +26,9 @@ from altostrat.service.objects import JobObject, ObjectError, PoolObject, QueueO
 DB_FILE = "altostrat.db"
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 ACTIVE = (PENDING, RUNNING)
-# task rows: STARTING is written before the spawn, RUNNING after it, STOPPING before a signal
-STARTING, STOPPING, EXITED, LOST = "STARTING", "STOPPING", "EXITED", "LOST"
+# task rows: STARTING is written before the spawn, RUNNING after it, STOPPING before a signal;
+# a task ends EXITED, STOPPED (it exited after being told to stop) or LOST (no exit status known)
+STARTING, STOPPING, EXITED, STOPPED, LOST = "STARTING", "STOPPING", "EXITED", "STOPPED", "LOST"
 LIVE_TASK = (STARTING, RUNNING, STOPPING)
 
 
