@@ -23,14 +23,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from altostrat.cluster.state import ClusterState, Node
+from altostrat.cluster.state import ClusterState
 from altostrat.engine import PREEMPT, REJECT, START, Decision, Engine
 from altostrat.policy.registry import parse_policy
-from altostrat.resources import MILLI
 from altostrat.service import executor as ex
 from altostrat.service.quota import QueueQuotaGate
 from altostrat.service.store import (CANCELLED, EXITED, FAILED, LOST, PENDING, RUNNING, STARTING, STOPPED,
                                      STOPPING, SUCCEEDED, Store)
+from altostrat.service.twin import live_job, pool_nodes
 from altostrat.workload.job import Job
 
 log = logging.getLogger("altostrat.reconciler")
@@ -236,14 +236,7 @@ class Reconciler:
     def _rebuild(self, pools: dict[str, dict], queues: dict[str, dict]) -> None:
         """New Pools: a new engine on the new nodes; running jobs keep exactly their devices
         (a pool with tasks running cannot change), pending ones are submitted again in order."""
-        nodes: list[Node] = []
-        for pool in sorted(pools):
-            spec = pools[pool]
-            gpu = spec.get("gpu")
-            for i in range(spec["nodes"]):
-                nodes.append(Node(len(nodes), f"{pool}/{i}", pool, gpu["model"] if gpu else None,
-                                  gpu["count"] if gpu else 0, round(spec["cpu"] * MILLI),
-                                  round(spec["memoryGib"] * 1024), region=spec.get("region")))
+        nodes = pool_nodes(pools)
         old = self.engine
         self.gate = QueueQuotaGate()
         self.gate.queue_of = {live.id: live.spec["queue"] for live in self.live.values()}
@@ -285,12 +278,7 @@ class Reconciler:
 
     def _job(self, row: dict) -> Job:
         """The engine's view of a Job row, on this run's clock (submitted before it: negative)."""
-        spec, res = row["spec"], row["spec"]["resources"]
-        submit = row["created_at"] - self.wall0
-        return Job(id=row["name"], submit=submit, duration=spec["expectedDurationS"], tasks=spec["tasks"],
-                   gpu_milli=round(res["gpu"] * MILLI), cpu_milli=round(res["cpu"] * MILLI),
-                   mem_mib=round(res["memoryGib"] * 1024), tenant=row["tenant"], priority=spec["priority"],
-                   deadline=None if spec.get("deadlineS") is None else submit + spec["deadlineS"], idx=row["id"])
+        return live_job(row["name"], row["spec"], row["tenant"], row["created_at"] - self.wall0, row["id"])
 
     def _submit(self, row: dict) -> None:
         job = self._job(row)
