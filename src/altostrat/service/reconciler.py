@@ -36,6 +36,11 @@ from altostrat.workload.job import Job
 log = logging.getLogger("altostrat.reconciler")
 
 RESYNC_S = 0.5  # how stale the reconciler's view of the store may get without a wake-up
+# Between full reads of the active jobs, a sync reads only jobs changed since its last read
+# (their updated_at), looking back SYNC_MARGIN_S for transactions that committed late; a full
+# read every FULL_SYNC_S, and when pools change or a retry's backoff ends, covers the rest.
+FULL_SYNC_S = 10.0
+SYNC_MARGIN_S = 2.0
 TICK_S = 0.05  # reaping interval while tasks run
 BACKOFF_S, BACKOFF_MAX_S = 1.0, 300.0  # retry n waits BACKOFF_S * 2**(n-1), at most BACKOFF_MAX_S
 
@@ -79,6 +84,8 @@ class Reconciler:
         self.gate = QueueQuotaGate()
         self.node_idx: dict[str, int] = {}
         self.pool_sig: tuple | None = None
+        self.cursor: float | None = None  # wall time the next incremental sync reads changes from
+        self.backoff_ends = math.inf  # earliest end of a skipped retry's backoff
         self.queues: dict[str, dict] = {}
         self.live: dict[int, Live] = {}
         self.tasks: dict[int, Task] = {}  # task row -> process
@@ -178,7 +185,7 @@ class Reconciler:
         self.gate.queue_of[live.id] = live.spec["queue"]
 
     def _loop(self) -> None:
-        last_sync = -math.inf
+        last_sync = last_full = -math.inf
         try:
             while not self._stop.is_set():
                 woken = self._wake.wait(TICK_S if self.tasks or self._waiting() else RESYNC_S)
@@ -188,7 +195,10 @@ class Reconciler:
                 self._reap()
                 if woken or time.monotonic() - last_sync >= RESYNC_S:
                     last_sync = time.monotonic()
-                    self.sync()
+                    full = last_sync - last_full >= FULL_SYNC_S
+                    if full:
+                        last_full = last_sync
+                    self.sync(full)
                 if self.engine is not None and self.wake_at is not None and self.now() >= self.wake_at:
                     self.wake_at = None
                     self._apply(self.engine.wakeup(self.now()))
@@ -200,12 +210,17 @@ class Reconciler:
         return any(live.unspawned for live in self.live.values())
 
     # -- reading the store ----------------------------------------------------------------
-    def sync(self) -> None:
+    def sync(self, full: bool = True) -> None:
+        read_at = time.time()
         with self.store.tx() as conn:
             pool_sig = self.store.pool_signature(conn)
             pools = self.store.specs(conn, "Pool") if pool_sig != self.pool_sig else None
             queues = self.store.specs(conn, "Queue")
-            jobs = self.store.jobs(conn)
+            full = full or self.cursor is None or pools is not None or self.backoff_ends <= read_at
+            jobs = self.store.jobs(conn, since=None if full else self.cursor)
+        self.cursor = read_at - SYNC_MARGIN_S
+        if full:
+            self.backoff_ends = math.inf
         if pools is not None:
             self.pool_sig = pool_sig
             self._rebuild(pools, queues)
@@ -227,8 +242,11 @@ class Reconciler:
                     self._forget(live)
                     self._apply(decisions)
                     self._submit(row)
-            elif row["state"] == PENDING and self.engine is not None and status.get("notBefore", 0) <= wall:
-                self._submit(row)
+            elif row["state"] == PENDING and self.engine is not None:
+                if status.get("notBefore", 0) <= wall:
+                    self._submit(row)
+                else:  # unchanged until its backoff ends: a full read then picks it up
+                    self.backoff_ends = min(self.backoff_ends, status["notBefore"])
 
     def _pending_in_engine(self, live: Live) -> bool:
         return self.engine is not None and live.id in self.engine.pending

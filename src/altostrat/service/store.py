@@ -234,8 +234,12 @@ class Store:
         return out
 
     # -- what the reconciler reads and writes ---------------------------------------------
-    def jobs(self, conn: Connection, states=ACTIVE) -> list[dict]:
-        return [dict(r) for r in self._rows(conn, "Job", t.objects.c.state.in_(states))]
+    def jobs(self, conn: Connection, states=ACTIVE, since: float | None = None) -> list[dict]:
+        """Jobs in `states`; with `since`, only those changed at or after that wall time."""
+        where = [t.objects.c.state.in_(states)]
+        if since is not None:
+            where.append(t.objects.c.updated_at >= since)
+        return [dict(r) for r in self._rows(conn, "Job", *where)]
 
     def specs(self, conn: Connection, kind: str) -> dict[str, dict]:
         return {r["name"]: r["spec"] for r in self._rows(conn, kind)}
