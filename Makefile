@@ -23,7 +23,7 @@ run: $(VENV)/.installed
 		--cluster philly-like --policies $(DEFAULT_POLICIES) --out out/compare
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 clean:
 	rm -rf $(VENV) out

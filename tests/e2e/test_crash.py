@@ -1,7 +1,7 @@
 """Crash safety, end to end: `kill -9` the server while 200 jobs are queued or running, restart
 it (twice), and every job ends exactly once: one successful attempt, one run of its command,
 attempts of a job never overlapping, the pool's GPUs never handed out twice, nothing left
-running. Most jobs sleep 0.1-0.5 s; one in 8 sleeps 2-4 s, so that some still run when the
+running. Most jobs sleep 0.1-0.5 s; one in 8 sleeps 4-8 s, so that some still run when the
 restarted server recovers (a restart takes about a second) and must be adopted. The second
 kill falls shortly after the first restart, while adopted tasks run."""
 
@@ -15,7 +15,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
+import pytest
 from test_serve import TOKEN, Server, overlaps
+
+# live servers and their job processes run one test at a time (`make test` uses --dist loadgroup),
+# so that timings are not fought over by another live test
+pytestmark = pytest.mark.xdist_group("live-serve")
 
 N_JOBS, GPUS, SEED = 200, 8, 20240611
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -40,7 +45,7 @@ def objects(marks: Path, rng: random.Random) -> list[dict]:
     out = [meta("Tenant", "t"), meta("Queue", "q", {"tenant": "t"}),
            meta("Pool", "gpus", {"nodes": 1, "gpu": {"model": "T4", "count": GPUS}, "cpu": 64, "memoryGib": 64})]
     for i in range(N_JOBS):
-        secs = f"{rng.uniform(2.0, 4.0) if i % 8 == 7 else rng.uniform(0.1, 0.5):.3f}"
+        secs = f"{rng.uniform(4.0, 8.0) if i % 8 == 7 else rng.uniform(0.1, 0.5):.3f}"
         out.append(meta("Job", f"job-{i:03d}", {"queue": "q", "resources": {"gpu": 1},
                                                 "command": [sys.executable, "-I", "-c", JOB, f"job-{i:03d}", secs,
                                                             str(marks)]}))

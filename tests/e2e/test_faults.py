@@ -5,12 +5,16 @@ this test make with the same code, so every job's outcome is known exactly."""
 
 from __future__ import annotations
 
-import random
 import sys
 import time
 
 import httpx
+import pytest
 from test_serve import TOKEN, Server
+
+# live servers and their job processes run one test at a time (`make test` uses --dist loadgroup),
+# so that timings are not fought over by another live test
+pytestmark = pytest.mark.xdist_group("live-serve")
 
 N_JOBS, GPUS, RETRIES, SEED = 100, 8, 1, 7
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}

@@ -14,6 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+# live servers and their job processes run one test at a time (`make test` uses --dist loadgroup),
+# so that timings are not fought over by another live test
+pytestmark = pytest.mark.xdist_group("live-serve")
+
 ALTOSTRAT = [sys.executable, "-m", "altostrat.cli"]
 TOKEN = "e2e-admin-token"
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}

@@ -20,6 +20,10 @@ from altostrat.service.api import create_app
 from altostrat.service.client import ClientError, connect, context_path, load_context, save_context
 from altostrat.service.store import SUCCEEDED, Store, database_url, upgrade
 
+# live servers and their job processes run one test at a time (`make test` uses --dist loadgroup),
+# so that timings are not fought over by another live test
+pytestmark = pytest.mark.xdist_group("live-serve")
+
 ADMIN = "security-admin-token"
 
 
