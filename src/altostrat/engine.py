@@ -259,6 +259,10 @@ class Engine:
             return max(0.0, run.work_left - run.work_done(now))
         return self.work_left.get(job.idx, job.duration)
 
+    def queue(self, now: float) -> list[Job]:
+        """The pending jobs in the order the next pass looks at them (the control plane's describe)."""
+        return list(self._ordered(now))
+
     # -- the scheduling pass --------------------------------------------------------------
     def schedule(self, now: float) -> list[Decision]:
         if not self.pending:

@@ -220,3 +220,60 @@ spec: {{queue: research, command: [{json.dumps(sys.executable)}, -c, {json.dumps
     assert server.cli("logs", "long").stdout == "started\ncheckpointing on SIGUSR1\n"
     assert server.cli("delete", "job", "long").stdout == "job/long deleted\n"
     assert "long" not in server.jobs()
+
+
+def test_describe_says_why_a_job_waits_and_when_it_should_start(server, tmp_path):
+    sleeper = json.dumps([sys.executable, "-c", "import time; time.sleep(60)"])
+    spec = tmp_path / "objects.yaml"
+    spec.write_text(f"""
+apiVersion: altostrat/v1
+kind: Tenant
+metadata: {{name: team-a}}
+---
+apiVersion: altostrat/v1
+kind: Queue
+metadata: {{name: research}}
+spec: {{tenant: team-a}}
+---
+apiVersion: altostrat/v1
+kind: Pool
+metadata: {{name: local}}
+spec: {{nodes: 1, gpu: {{model: T4, count: 1}}, cpu: 8, memoryGib: 16}}
+---
+apiVersion: altostrat/v1
+kind: Job
+metadata: {{name: long}}
+spec: {{queue: research, command: {sleeper}, resources: {{gpu: 1}}, expectedDurationS: 100}}
+---
+apiVersion: altostrat/v1
+kind: Job
+metadata: {{name: waits}}
+spec: {{queue: research, command: [\"true\"], resources: {{gpu: 1}}, expectedDurationS: 10}}
+""")
+    server.cli("apply", "-f", str(spec))
+    deadline = time.monotonic() + 20
+    while server.jobs()["long"]["status"]["state"] != "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = server.jobs()["long"]["status"]["startedAt"]
+
+    waits = json.loads(server.cli("describe", "job", "waits", "-o", "json").stdout)
+    pending = waits["pending"]
+    assert (waits["state"], pending["reason"], pending["queuePosition"], pending["pendingJobs"]) == \
+        ("PENDING", "capacity", 0, 1)
+    assert pending["message"] == "needs 1 GPU, 1 CPU, 0 GiB at once; free now: T4: 0 GPU, 7 CPU, 16 GiB"
+    assert abs(pending["estimatedStart"] - (started + 100)) < 2  # long's expected 100 s, from its start
+
+    table = server.cli("describe", "job", "waits").stdout
+    assert "Reason:    capacity: needs 1 GPU" in table and "Position:  0 of 1 pending" in table
+    running = server.cli("describe", "job", "long").stdout.splitlines()
+    assert running[:3] == ["Name:      long", "Queue:     research (tenant team-a)", "State:     RUNNING"]
+    assert running[4].split() == ["ATTEMPT", "TASK", "NODE", "DEVICES", "STATE", "EXIT", "STARTED", "ENDED"]
+    assert running[5].split()[:5] == ["1", "0", "local/0", "0", "RUNNING"]
+
+    wrong = server.cli("describe", "pool", "local", check=False)
+    assert wrong.returncode == 2 and wrong.stderr.strip() == \
+        "error: describe pool: only jobs are described; use `altostrat get pool NAME`"
+    missing = server.cli("describe", "job", "nope", check=False)
+    assert missing.returncode == 2 and missing.stderr.strip() == "error: 404 no Job named 'nope'"
+    server.cli("cancel", "long")
+    server.stop()

@@ -104,6 +104,7 @@ MATRIX = [
     (("GET", "/v1/tenants/a", None), 200, 200, 200, 200),
     (("GET", "/v1/pools/p", None), 200, 200, 200, 200),
     (("GET", "/v1/jobs/ja-old/logs", None), 200, 200, 200, 200),
+    (("GET", "/v1/jobs/ja-old:describe", None), 200, 200, 200, 200),
     (("POST", "/v1/objects", job("new", "qa")), 201, 201, 403, 403),
     (("POST", "/v1/objects:batch", {"objects": [job("new2", "qa")]}), 200, 200, 403, 403),
     (("POST", "/v1/objects", obj("Queue", "qa", tenant="a", weight=2)), 200, 403, 403, 403),
@@ -181,6 +182,20 @@ def test_tenant_a_cannot_list_read_cancel_or_modify_tenant_b_objects(world):
     # and A still runs its own jobs
     assert world.call(a, "POST", "/v1/jobs/ja:cancel").status_code == 202
     assert world.call(a, "GET", "/v1/jobs/ja-old/logs").text == "output of ja-old\n"
+
+
+def test_describe_is_scoped_as_get_and_shows_attempts(world):
+    a, b = world.tokens["tenant-a"], world.tokens["tenant-b"]
+    assert world.call(a, "GET", "/v1/jobs/jb-old:describe").json() == {"detail": "no Job named 'jb-old'"}
+    r = world.call(b, "GET", "/v1/jobs/jb-old:describe")
+    assert r.status_code == 200
+    assert r.json() == {"name": "jb-old", "tenant": "b", "queue": "qb", "state": "SUCCEEDED", "reason": None,
+                        "exitCode": 0, "attempts": [{"attempt": 1, "tasks": [
+                            {"task": 0, "node": "p/0", "devices": "", "state": "EXITED", "exitCode": 0,
+                             "startedAt": None, "endedAt": None}]}]}
+    # a pending job needs the reconciler's engine, which this app (no `explain`) has not
+    r = world.call(a, "GET", "/v1/jobs/ja:describe")
+    assert (r.status_code, r.json()) == (503, {"detail": "no reconciler runs in this process to explain a pending job"})
 
 
 def test_viewers_see_their_tenant_or_everything_and_change_nothing(world):

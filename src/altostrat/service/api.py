@@ -11,6 +11,7 @@ token's id and role: a successful one in the same transaction as its change, a r
 
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from altostrat.service.auth import Forbidden, Principal, parse_token_request
+from altostrat.service.describe import Snapshot, describe_job
 from altostrat.service.objects import KINDS, ObjectError, field_path, kind_of, parse_object
 from altostrat.service.store import Store, StoreError
 
@@ -38,8 +40,10 @@ class Unauthorized(Exception):
 MAX_ID = 2**63 - 1  # the largest integer SQLite (and PostgreSQL's bigint) stores: larger ids are a 422, not a 500
 
 def create_app(store: Store, wake: Callable[[], None] = lambda: None,
-               healthy: Callable[[], str | None] = lambda: None) -> FastAPI:
-    """`wake` tells the reconciler the store changed; `healthy` returns why it is not, or None."""
+               healthy: Callable[[], str | None] = lambda: None,
+               explain: Callable[[str], Snapshot | None] | None = None) -> FastAPI:
+    """`wake` tells the reconciler the store changed; `healthy` returns why it is not, or None;
+    `explain` is Reconciler.explain (None: no engine to ask, and describe answers 503)."""
     app = FastAPI(title="Altostrat control plane", version="v1",
                   description="Declarative objects (Tenant, Queue, Pool, Job) run by the simulator's engine.")
 
@@ -129,6 +133,22 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
     @app.get("/v1/whoami", tags=["tokens"], summary="The calling token: its id, name, role and tenant")
     def whoami(who: Who) -> dict:
         return who.view()
+
+    @app.get("/v1/jobs/{name}:describe", tags=["jobs"],
+             summary="A job's attempts and nodes; when pending, why, its queue position and estimated start")
+    def describe(name: str, who: Who) -> JSONResponse:
+        with store.tx() as conn:
+            view = store.get(conn, "Job", name, who.scope("Job"))
+        snap = None
+        if view["status"]["state"] == "PENDING":
+            if explain is None:
+                return JSONResponse({"detail": "no reconciler runs in this process to explain a pending job"},
+                                    status_code=503)
+            try:
+                snap = explain(name)
+            except TimeoutError:
+                return JSONResponse({"detail": "the reconciler did not answer; see /healthz"}, status_code=503)
+        return JSONResponse(describe_job(view, snap, time.time()))
 
     @app.get("/v1/tokens", tags=["tokens"], summary="Every token, live and revoked, without its secret (admin)")
     def list_tokens(who: Who) -> dict:

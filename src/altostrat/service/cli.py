@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -75,6 +76,36 @@ def _table(rows: list[dict[str, str]]) -> str:
     widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in rows[0]}
     lines = ["  ".join(k.ljust(w) for k, w in widths.items()).rstrip()]
     lines += ["  ".join(r[k].ljust(w) for k, w in widths.items()).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _when(t: float | None) -> str:
+    from datetime import datetime, timezone
+
+    return "-" if t is None else datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _description(d: dict) -> str:
+    """`describe job` as a table: the job, why it is pending, then its attempts' tasks."""
+    lines = [f"Name:      {d['name']}", f"Queue:     {d['queue']} (tenant {d['tenant']})", f"State:     {d['state']}"]
+    pending = d.get("pending")
+    if pending is not None:
+        lines.append(f"Reason:    {pending['reason']}: {pending['message']}")
+        if pending["queuePosition"] is not None:
+            lines.append(f"Position:  {pending['queuePosition']} of {pending['pendingJobs']} pending "
+                         "(0: the engine looks at it first)")
+        start = pending["estimatedStart"]
+        lines.append("Estimated start: " + ("never, with what is known now" if start is None else
+                                            f"{_when(start)} UTC (in {max(0.0, start - time.time()):.0f} s)"))
+    elif d.get("reason"):
+        lines.append(f"Reason:    {d['reason']}")
+    if d.get("exitCode") is not None:
+        lines.append(f"Exit code: {d['exitCode']}")
+    rows = [{"ATTEMPT": str(a["attempt"]), "TASK": str(t["task"]), "NODE": t["node"], "DEVICES": t["devices"] or "-",
+             "STATE": t["state"], "EXIT": "" if t["exitCode"] is None else str(t["exitCode"]),
+             "STARTED": _when(t["startedAt"]), "ENDED": _when(t["endedAt"])}
+            for a in d["attempts"] for t in a["tasks"]]
+    lines += ["Attempts:", _table(rows) if rows else "none"]
     return "\n".join(lines)
 
 
@@ -164,6 +195,27 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(objs[0] if name else objs, indent=2))
         else:
             print(_table([_columns(kind, o) for o in objs]))
+
+    @app.command(rich_help_panel="Control plane")
+    def describe(
+        kind: Annotated[str, typer.Argument(help="job (the one kind described so far)")],
+        name: str,
+        output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+        server: ServerOpt = None,
+        token: TokenOpt = None,
+    ) -> None:
+        """A job's attempts and nodes; when pending, why, its queue position and estimated start."""
+        from altostrat.service.client import ClientError
+
+        if output not in ("table", "json"):
+            fail(f"--output {output!r}: use table or json")
+        if _kind(kind) != "Job":
+            fail(f"describe {kind}: only jobs are described; use `altostrat get {kind} NAME`")
+        try:
+            found = _client(server, token).describe(name)
+        except ClientError as exc:
+            fail(str(exc))
+        print(json.dumps(found, indent=2) if output == "json" else _description(found))
 
     @app.command(rich_help_panel="Control plane")
     def delete(kind: str, name: str, server: ServerOpt = None, token: TokenOpt = None) -> None:
@@ -258,16 +310,11 @@ def register(app: typer.Typer) -> None:
     @tokens_app.command("list")
     def tokens_list(server: ServerOpt = None, token: TokenOpt = None) -> None:
         """Every token, live and revoked (never its secret)."""
-        from datetime import datetime, timezone
-
         from altostrat.service.client import ClientError
-
-        def when(t: float | None) -> str:
-            return "-" if t is None else datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
         try:
             items = _client(server, token).tokens()
         except ClientError as exc:
             fail(str(exc))
         print(_table([{"ID": str(i["id"]), "ROLE": i["role"], "TENANT": i["tenant"] or "-", "NAME": i["name"],
-                       "CREATED": when(i["createdAt"]), "REVOKED": when(i["revokedAt"])} for i in items]))
+                       "CREATED": _when(i["createdAt"]), "REVOKED": _when(i["revokedAt"])} for i in items]))

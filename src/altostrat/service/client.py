@@ -114,6 +114,9 @@ class Client:
     def cancel(self, name: str) -> dict:
         return self.call("POST", f"/v1/jobs/{name}:cancel").json()
 
+    def describe(self, name: str) -> dict:
+        return self.call("GET", f"/v1/jobs/{name}:describe").json()
+
     def logs(self, name: str, attempt: int | None = None, task: int | None = None) -> str:
         params = {k: v for k, v in (("attempt", attempt), ("task", task)) if v is not None}
         return self.call("GET", f"/v1/jobs/{name}/logs", params=params).text

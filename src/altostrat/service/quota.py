@@ -37,11 +37,15 @@ class QueueQuotaGate:
         return f"asks for more than queue {queue}'s quota ({', '.join(over)})" if over else None
 
     def hold(self, job: Job, engine, now: float) -> float | None:
+        # a stop in the queue (an event) is what can release it
+        return math.inf if self.over(job) else None
+
+    def over(self, job: Job) -> list[tuple[str, float, float, float]]:
+        """What the job would take its queue past now: (resource, in use, asked, quota) in spec units."""
         queue = self.queue_of[job.idx]
         used = self.used.get(queue, (0, 0, 0))
-        if any(u + a > limit for u, a, limit in zip(used, self._ask(job), self.limits[queue])):
-            return math.inf  # a stop in the queue (an event) is what can release it
-        return None
+        return [(key, u / unit, a / unit, limit / unit) for (key, unit), u, a, limit
+                in zip(RESOURCES, used, self._ask(job), self.limits[queue]) if u + a > limit]
 
     def started(self, job: Job, run, engine, now: float) -> None:
         self._add(job, +1)

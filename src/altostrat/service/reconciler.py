@@ -18,14 +18,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import queue
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from altostrat.cluster.state import ClusterState
 from altostrat.engine import PREEMPT, REJECT, START, Decision, Engine
 from altostrat.policy.registry import parse_policy
+from altostrat.service import describe
 from altostrat.service import executor as ex
 from altostrat.service.quota import QueueQuotaGate
 from altostrat.service.store import (CANCELLED, EXITED, FAILED, LOST, PENDING, RUNNING, STARTING, STOPPED,
@@ -94,6 +97,7 @@ class Reconciler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self._asks: queue.SimpleQueue = queue.SimpleQueue()  # (job name, Future) from explain
 
     def now(self) -> float:
         return time.monotonic() - self.mono0
@@ -199,12 +203,40 @@ class Reconciler:
                     if full:
                         last_full = last_sync
                     self.sync(full)
+                self._answer()
                 if self.engine is not None and self.wake_at is not None and self.now() >= self.wake_at:
                     self.wake_at = None
                     self._apply(self.engine.wakeup(self.now()))
         except BaseException as exc:  # the API goes on answering; /healthz reports this
             log.exception("reconciler stopped")
             self.error = exc
+
+    # -- describe (docs/service.md, "Describe") -----------------------------------------------
+    def explain(self, name: str, timeout: float = 10.0) -> describe.Snapshot | None:
+        """The engine's view of a pending job (describe.Snapshot), or None when the engine does
+        not hold it pending. Called from API threads: the reconciler thread answers between
+        two turns, after a sync, so the engine is only ever read by the thread that changes it.
+        Raises TimeoutError when the reconciler does not answer in time (stopped, or stuck)."""
+        if self._thread is None or not self._thread.is_alive():
+            raise TimeoutError("the reconciler is not running")
+        answer: Future = Future()
+        self._asks.put((name, answer))
+        self.wake()
+        return answer.result(timeout)
+
+    def _answer(self) -> None:
+        while not self._asks.empty():
+            name, answer = self._asks.get_nowait()
+            try:
+                answer.set_result(self._snapshot(name))
+            except Exception as exc:  # the asking API thread reports it; the loop goes on
+                answer.set_exception(exc)
+
+    def _snapshot(self, name: str) -> describe.Snapshot | None:
+        live = next((live for live in self.live.values() if live.name == name), None)
+        if live is None or not self._pending_in_engine(live):
+            return None
+        return describe.snapshot(self.engine, live.job, self.now(), time.time(), self.gate, self.policy_name)
 
     def _waiting(self) -> bool:
         return any(live.unspawned for live in self.live.values())

@@ -37,7 +37,8 @@ def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: st
     reconciler = Reconciler(store, policy, data_dir, grace_s)  # a bad policy fails before anything starts
     token = store.ensure_admin_token(os.environ.get("ALTOSTRAT_ADMIN_TOKEN"))
     app = create_app(store, reconciler.wake,
-                     healthy=lambda: None if reconciler.error is None else f"reconciler stopped: {reconciler.error!r}")
+                     healthy=lambda: None if reconciler.error is None else f"reconciler stopped: {reconciler.error!r}",
+                     explain=reconciler.explain)
     echo(f"store: {shown(store.url)} (schema migrated); data dir {data_dir}")
     echo(f"policy: {policy}")
     echo(ENFORCEMENT)

@@ -14,11 +14,11 @@ import heapq
 import random
 import time as wallclock
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from altostrat.catalog.power import NodePower, cluster_power
-from altostrat.cluster.state import ClusterState, Node, is_empty
+from altostrat.cluster.state import Alloc, ClusterState, Node, is_empty
 from altostrat.engine import BOOT, PREEMPT, REJECT, REVOKED, START, Decision, Engine, PolicyContext
 from altostrat.policy.registry import Policy
 from altostrat.sim.eventlog import (FINISH, NODE_DOWN, NODE_UP, NOTICE, SUBMIT, EventLog, PREEMPT as LOG_PREEMPT,
@@ -57,9 +57,11 @@ def simulate(
     progress: Callable[[int, int], None] | None = None,
     context: PolicyContext | None = None,
     seed: int = 1,
+    adopted: Sequence[tuple[Job, Alloc]] = (),
 ) -> SimResult:
     """Replay `jobs` (sorted by submit, numbered) on `state` under `policy`; `seed` drives
-    the spot hazard model."""
+    the spot hazard model. `adopted` jobs already run at time 0 on their allocations and end
+    after their `duration` (the control plane's describe runs its live state forward)."""
     up_at_start = tuple(nd.up for nd in state.nodes)
     engine = Engine(state, policy, context)
     log = EventLog()
@@ -96,6 +98,9 @@ def simulate(
     for node in state.nodes:
         if node.up:
             next_revocation(node, 0.0)
+    for job, alloc in adopted:
+        engine.adopt(job, alloc, 0.0)
+        push(engine.running[job.idx].end, _FINISH, job, engine.running[job.idx])
 
     def apply(decisions: list[Decision], now: float, revoked: int = -1) -> None:
         for d in decisions:
