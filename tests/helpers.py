@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import httpx
@@ -77,9 +78,10 @@ def start_serve(data_dir, admin_token: str) -> tuple[subprocess.Popen, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
+    out = tempfile.TemporaryFile("w+")  # not a pipe: one nobody reads would block the server's log once full
     proc = subprocess.Popen([sys.executable, "-m", "altostrat.cli", "serve", "--port", str(port), "--data-dir",
                              str(data_dir)], env={**os.environ, "ALTOSTRAT_ADMIN_TOKEN": admin_token},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=out, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -88,4 +90,6 @@ def start_serve(data_dir, admin_token: str) -> tuple[subprocess.Popen, str]:
         except httpx.TransportError:
             time.sleep(0.1)
     proc.kill()
-    raise AssertionError(f"server did not come up: {proc.communicate()[0]}")
+    proc.wait()
+    out.seek(0)
+    raise AssertionError(f"server did not come up: {out.read()}")

@@ -59,8 +59,8 @@ def jobs(server: Server) -> dict[str, dict]:
 
 def kill(server: Server) -> str:
     server.proc.send_signal(signal.SIGKILL)
-    out, _ = server.proc.communicate(timeout=10)
-    return out
+    server.proc.wait(timeout=10)
+    return server.output()
 
 
 def still_running(marks: Path) -> list[int]:

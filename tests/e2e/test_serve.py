@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -58,12 +59,14 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "ALTOSTRAT_ADMIN_TOKEN": TOKEN}
+        # a file, not a pipe: a pipe nobody reads during the test would block the server's log once full
+        self.out = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen([*ALTOSTRAT, "serve", "--port", str(self.port), "--data-dir", str(data_dir),
-                                      "--grace-s", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      "--grace-s", "2", *args], env=env, stdout=self.out, stderr=subprocess.STDOUT,
                                      text=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -73,7 +76,13 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.1)
         self.proc.kill()
-        raise AssertionError(f"server did not come up: {self.proc.communicate()[0]}")
+        self.proc.wait()
+        raise AssertionError(f"server did not come up: {self.output()}")
+
+    def output(self) -> str:
+        """What the server wrote to stdout and stderr so far."""
+        self.out.seek(0)
+        return self.out.read()
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         env = {**os.environ, "ALTOSTRAT_SERVER": self.url, "ALTOSTRAT_TOKEN": TOKEN}
@@ -88,7 +97,8 @@ class Server:
 
     def stop(self) -> str:
         self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=20)
+        self.proc.wait(timeout=20)
+        out = self.output()
         assert self.proc.returncode == 0, out
         return out
 

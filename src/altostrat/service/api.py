@@ -20,11 +20,13 @@ from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from altostrat.service.auth import Forbidden, Principal, parse_token_request
 from altostrat.service.describe import Snapshot, describe_job
 from altostrat.service.objects import KINDS, ObjectError, field_path, kind_of, parse_object
+from altostrat.service.observability import Observer
 from altostrat.service.store import Store, StoreError
 
 log = logging.getLogger("altostrat.api")
@@ -41,9 +43,11 @@ MAX_ID = 2**63 - 1  # the largest integer SQLite (and PostgreSQL's bigint) store
 
 def create_app(store: Store, wake: Callable[[], None] = lambda: None,
                healthy: Callable[[], str | None] = lambda: None,
-               explain: Callable[[str], Snapshot | None] | None = None) -> FastAPI:
+               explain: Callable[[str], Snapshot | None] | None = None, observer: Observer | None = None) -> FastAPI:
     """`wake` tells the reconciler the store changed; `healthy` returns why it is not, or None;
-    `explain` is Reconciler.explain (None: no engine to ask, and describe answers 503)."""
+    `explain` is Reconciler.explain (None: no engine to ask, and describe answers 503);
+    `observer` holds the metrics `/metrics` serves (the reconciler's; without one, the store's alone)."""
+    obs = observer if observer is not None else Observer(store)
     app = FastAPI(title="Altostrat control plane", version="v1",
                   description="Declarative objects (Tenant, Queue, Pool, Job) run by the simulator's engine.")
 
@@ -65,9 +69,11 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         else:
             store.audit(conn, who.name, action, target, result, token_id=who.id, role=who.role)
 
-    def mutate(request: Request, who: Principal, key: str | None, payload: object, fn) -> JSONResponse:
+    def mutate(request: Request, who: Principal, key: str | None, payload: object, fn,
+               applied: Callable[[dict], list[dict]] = lambda body: []) -> JSONResponse:
         """Run `fn(conn) -> (status, body, [(action, target, result)])` once per idempotency key,
-        its audit rows in its transaction."""
+        its audit rows in its transaction; once committed (not on a replay), log the Jobs among
+        `applied(body)` (`{result, object}` items) that it created."""
         def run(conn):
             status, body, records = fn(conn)
             for action, target, result in records:
@@ -78,6 +84,11 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         request.scope[_AUDITED] = True
         if not replayed:
             wake()
+            for item in applied(body):
+                job = item["object"]
+                if item["result"] == "created" and job["kind"] == "Job":
+                    obs.job("submitted", job["metadata"]["name"], job["spec"]["queue"], "submitted",
+                            tenant=job["metadata"]["tenant"])
         return JSONResponse(body, status_code=status, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
     @app.middleware("http")
@@ -128,6 +139,14 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
     def healthz() -> JSONResponse:
         problem = healthy()
         return JSONResponse({"ok": problem is None, "problem": problem}, status_code=200 if problem is None else 503)
+
+    @app.get("/metrics", tags=["meta"], response_class=PlainTextResponse,
+             summary="Prometheus metrics (an admin token or a viewer token of no tenant)")
+    def metrics(who: Who) -> Response:
+        if who.tenant is not None:  # every tenant's queues are in them
+            raise Forbidden("the metrics cover every tenant's queues: scrape with an admin token or a "
+                            "viewer token made without --tenant")
+        return Response(generate_latest(obs.registry), media_type=CONTENT_TYPE_LATEST)
 
     # declared before /v1/{kind}, whose pattern their paths also match
     @app.get("/v1/whoami", tags=["tokens"], summary="The calling token: its id, name, role and tenant")
@@ -193,7 +212,7 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
             result, view = store.apply(conn, obj, scope)
             return 201 if result == "created" else 200, {"result": result, "object": view}, \
                 [("apply", f"{obj.kind}/{obj.metadata.name}", result)]
-        return mutate(request, who, key, body, fn)
+        return mutate(request, who, key, body, fn, lambda done: [done])
 
     @app.post("/v1/objects:batch", tags=["objects"], summary="Apply several objects in one transaction")
     def apply_batch(request: Request, who: Who,
@@ -227,7 +246,7 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
                 results.append({"result": result, "object": view})
                 records.append(("apply", f"{obj.kind}/{obj.metadata.name}", result))
             return 200, {"results": results}, records
-        return mutate(request, who, key, body, fn)
+        return mutate(request, who, key, body, fn, lambda done: done["results"])
 
     @app.get("/v1/{kind}", tags=["objects"], summary="List the objects of a kind")
     def list_objects(kind: str, who: Who) -> dict:

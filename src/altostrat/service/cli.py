@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -24,6 +25,11 @@ DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="SQLite database, j
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="a SQLAlchemy URL instead of SQLite in --data-dir")]
 
 DEFAULT_DATA_DIR = Path("altostrat-data")
+
+
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
 
 db_app = typer.Typer(help="The control plane's database.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens: create, list and revoke them (an admin token's calls).",
@@ -125,13 +131,16 @@ def register(app: typer.Typer) -> None:
         db: DbOpt = None,
         policy: Annotated[str, typer.Option(help="ORDER[+PLACEMENT][+backfill][+preempt]…, as for simulate")] = "fcfs+best-fit",
         grace_s: Annotated[float, typer.Option("--grace-s", min=0, help="seconds between the checkpoint signal and SIGKILL")] = 30.0,
+        log_format: Annotated[LogFormat, typer.Option(help="the log on stderr: text lines, or a JSON object a line")]
+        = LogFormat.text,
     ) -> None:
         """Run the control plane: the API, the store and the engine, on this machine's processes."""
         from altostrat.policy.registry import PolicyError
         from altostrat.service.server import serve as run_server
 
         try:
-            run_server(host, port, data_dir, db, policy, grace_s, echo=lambda line: print(line, flush=True))
+            run_server(host, port, data_dir, db, policy, grace_s, echo=lambda line: print(line, flush=True),
+                       log_format=log_format.value)
         except PolicyError as exc:
             fail(str(exc))
 

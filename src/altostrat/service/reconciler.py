@@ -30,6 +30,7 @@ from altostrat.engine import PREEMPT, REJECT, START, Decision, Engine
 from altostrat.policy.registry import parse_policy
 from altostrat.service import describe
 from altostrat.service import executor as ex
+from altostrat.service.observability import Observer
 from altostrat.service.quota import QueueQuotaGate
 from altostrat.service.store import (CANCELLED, EXITED, FAILED, LOST, PENDING, RUNNING, STARTING, STOPPED,
                                      STOPPING, SUCCEEDED, Store)
@@ -82,6 +83,7 @@ class Reconciler:
     def __init__(self, store: Store, policy: str, data_dir: Path, grace_s: float = 30.0) -> None:
         parse_policy(policy)  # a bad name fails at start-up, not in the thread
         self.store, self.policy_name, self.data_dir, self.grace_s = store, policy, Path(data_dir), grace_s
+        self.obs = Observer(store, lambda: self.engine)  # its metrics; the API serves them
         self.mono0, self.wall0 = time.monotonic(), time.time()
         self.engine: Engine | None = None
         self.gate = QueueQuotaGate()
@@ -125,6 +127,8 @@ class Reconciler:
             for live in running:
                 self.store.update_job(conn, live.id, PENDING, reason="interrupted: the service stopped; "
                                                                      "it runs again when the service starts")
+                self.obs.job("interrupted", live.name, live.spec["queue"], "interrupted: the service stops",
+                             attempt=live.attempt)
         for live in running:
             self._stop_tasks(live, "shutdown")
         deadline = time.monotonic() + self.grace_s + 5
@@ -174,6 +178,8 @@ class Reconciler:
                     self._adopt(job, rows)
                 elif job["status"].get("cancelRequested"):
                     self.store.update_job(conn, job["id"], CANCELLED, reason="cancelled", finishedAt=wall)
+                    self.obs.job("cancelled", job["name"], job["spec"]["queue"], "cancelled",
+                                 attempt=job["status"].get("attempts", 0))
                 else:
                     self._conclude_rows(conn, job, rows)
 
@@ -187,6 +193,8 @@ class Reconciler:
             live.recovered_stop = "cancel" if job["status"].get("cancelRequested") else "failed"
         self.live[live.id] = live
         self.gate.queue_of[live.id] = live.spec["queue"]
+        self.obs.job("adopted", live.name, live.spec["queue"], f"adopted (attempt {live.attempt})",
+                     attempt=live.attempt, nodes=live.recovered[0])
 
     def _loop(self) -> None:
         last_sync = last_full = -math.inf
@@ -206,9 +214,10 @@ class Reconciler:
                 self._answer()
                 if self.engine is not None and self.wake_at is not None and self.now() >= self.wake_at:
                     self.wake_at = None
-                    self._apply(self.engine.wakeup(self.now()))
+                    self._apply(self._decide(self.engine.wakeup, self.now()))
         except BaseException as exc:  # the API goes on answering; /healthz reports this
             log.exception("reconciler stopped")
+            self.obs.errors.inc()
             self.error = exc
 
     # -- describe (docs/service.md, "Describe") -----------------------------------------------
@@ -261,7 +270,7 @@ class Reconciler:
             for name, spec in queues.items():
                 self.gate.set_queue(name, spec["quota"])
             if self.engine is not None:
-                self._apply(self.engine.wakeup(self.now()))
+                self._apply(self._decide(self.engine.wakeup, self.now()))
         wall = time.time()
         for row in sorted(jobs, key=lambda r: r["id"]):
             live = self.live.get(row["id"])
@@ -270,7 +279,7 @@ class Reconciler:
                 self._cancel(row, live)
             elif live is not None:
                 if row["state"] == PENDING and row["spec"] != live.spec and self._pending_in_engine(live):
-                    decisions = self.engine.withdraw(live.job, self.now())
+                    decisions = self._decide(self.engine.withdraw, live.job, self.now())
                     self._forget(live)
                     self._apply(decisions)
                     self._submit(row)
@@ -324,7 +333,7 @@ class Reconciler:
             if live.recovered_stop is not None and live.id in self.engine.running:
                 self._stop_tasks(live, live.recovered_stop)
         for live in resubmit:
-            self._apply(self.engine.submit(live.job, self.now()))
+            self._apply(self._decide(self.engine.submit, live.job, self.now()))
 
     def _job(self, row: dict) -> Job:
         """The engine's view of a Job row, on this run's clock (submitted before it: negative)."""
@@ -334,9 +343,17 @@ class Reconciler:
         job = self._job(row)
         self.live[row["id"]] = Live(row["id"], row["name"], row["spec"], job, row["status"].get("attempts", 0))
         self.gate.queue_of[row["id"]] = row["spec"]["queue"]
-        self._apply(self.engine.submit(job, self.now()))
+        self._apply(self._decide(self.engine.submit, job, self.now()))
 
     # -- decisions ------------------------------------------------------------------------
+    def _decide(self, call, *args) -> list[Decision]:
+        """An engine call, its wall time observed when it decides anything (as the simulator's
+        decision_ns), its decisions counted."""
+        t0 = time.perf_counter()
+        decisions = call(*args)
+        self.obs.decided(decisions, time.perf_counter() - t0)
+        return decisions
+
     def _apply(self, decisions: list[Decision]) -> None:
         for d in decisions:
             live = self.live[d.job.idx]
@@ -346,10 +363,14 @@ class Reconciler:
             elif d.kind is PREEMPT:
                 with self.store.tx() as conn:
                     self.store.update_job(conn, live.id, PENDING, reason="preempted; waiting to run again")
+                self.obs.job("preempted", live.name, live.spec["queue"], f"preempted (attempt {live.attempt})",
+                             attempt=live.attempt)
                 self._stop_tasks(live, "preempt")
             elif d.kind is REJECT:
                 with self.store.tx() as conn:
                     self.store.update_job(conn, live.id, FAILED, reason=f"rejected: {d.reason}", finishedAt=time.time())
+                self.obs.job("failed", live.name, live.spec["queue"], f"failed: rejected: {d.reason}",
+                             attempt=live.attempt, reason=f"rejected: {d.reason}")
                 self._forget(live)
         if self.engine is not None:
             self.wake_at = self.engine.next_wakeup(self.now()) if self.engine.pending else None
@@ -368,6 +389,9 @@ class Reconciler:
             self.store.update_job(conn, live.id, RUNNING, attempts=live.attempt, reason=None, notBefore=None,
                                   startedAt=time.time())
             ids = self.store.add_tasks(conn, rows)
+        self.obs.job("started", live.name, live.spec["queue"],
+                     f"started (attempt {live.attempt} on {', '.join(dict.fromkeys(r['node'] for r in rows))})",
+                     attempt=live.attempt, nodes=[r["node"] for r in rows], devices=[r["devices"] for r in rows])
         live.unspawned = [(row_id, r["task"], r["node"], tuple(idx_devices[1]))
                           for row_id, r, idx_devices in zip(ids, rows, run.alloc)]
         self._spawn_if_free(live)
@@ -426,8 +450,11 @@ class Reconciler:
         if live is None or self.engine is None or live.id not in self.engine.running:
             with self.store.tx() as conn:
                 self.store.update_job(conn, row["id"], CANCELLED, reason="cancelled", finishedAt=time.time())
+            self.obs.job("cancelled", row["name"], row["spec"]["queue"], "cancelled",
+                         attempt=row["status"].get("attempts", 0))
             if live is not None:
-                decisions = self.engine.withdraw(live.job, self.now()) if self._pending_in_engine(live) else []
+                decisions = (self._decide(self.engine.withdraw, live.job, self.now())
+                             if self._pending_in_engine(live) else [])
                 self._forget(live)
                 self._apply(decisions)
         elif live.stopping is None:
@@ -466,12 +493,14 @@ class Reconciler:
         with self.store.tx() as conn:
             if live.stopping == "cancel":
                 self.store.update_job(conn, live.id, CANCELLED, reason="cancelled", finishedAt=time.time())
+                self.obs.job("cancelled", live.name, live.spec["queue"], "cancelled", attempt=live.attempt)
             elif live.stopping == "shutdown":
                 return
             else:
                 self._conclude_rows(conn, self.store.job(conn, live.id), self.store.attempt_tasks(conn, live.id, live.attempt))
             state = self.store.job(conn, live.id)["state"]
-        decisions = self.engine.finish(live.job, self.now())  # before _forget: the quota gate hears of the stop
+        # before _forget: the quota gate hears of the stop
+        decisions = self._decide(self.engine.finish, live.job, self.now())
         self._forget(live)
         self._apply(decisions)
         if state == PENDING:
@@ -486,14 +515,17 @@ class Reconciler:
         bad = next((r for r in tasks if r["state"] == EXITED and r["exit_code"] != 0), None)
         now = time.time()
         attempt = job["status"].get("attempts", 0)
+        name, queue = job["name"], job["spec"]["queue"]
         if bad is None and tasks and all(r["state"] == EXITED for r in tasks):
             self.store.update_job(conn, job["id"], SUCCEEDED, exitCode=0, reason=None, finishedAt=now)
+            self.obs.job("succeeded", name, queue, f"succeeded (attempt {attempt})", attempt=attempt, exit_code=0)
             return
         if bad is None:
             lost = ", ".join(str(r["task"]) for r in tasks if r["state"] == LOST) or "none"
-            self.store.update_job(conn, job["id"], PENDING, notBefore=None,
-                                  reason=f"attempt {attempt} was lost (task(s) {lost} ended with no exit status on "
-                                         "record: killed, or never started); it runs again")
+            reason = (f"attempt {attempt} was lost (task(s) {lost} ended with no exit status on "
+                      "record: killed, or never started); it runs again")
+            self.store.update_job(conn, job["id"], PENDING, notBefore=None, reason=reason)
+            self.obs.job("lost", name, queue, reason, attempt=attempt, reason=reason)
             return
         code = bad["exit_code"]
         failures = job["status"].get("failures", 0) + 1
@@ -501,13 +533,15 @@ class Reconciler:
         what = f"task {bad['task']} " + (f"exited with code {code}" if code is not None else "could not start")
         if failures <= retries:
             delay = min(BACKOFF_S * 2 ** (failures - 1), BACKOFF_MAX_S)
+            reason = f"attempt {attempt} failed: {what}; retry {failures} of {retries} in {delay:g} s"
             self.store.update_job(conn, job["id"], PENDING, exitCode=code, failures=failures, notBefore=now + delay,
-                                  reason=f"attempt {attempt} failed: {what}; "
-                                         f"retry {failures} of {retries} in {delay:g} s")
+                                  reason=reason)
+            self.obs.job("retried", name, queue, reason, attempt=attempt, exit_code=code, reason=reason)
         else:
+            reason = f"{what} (attempt {attempt}, {retries} retr{'y' if retries == 1 else 'ies'} allowed)"
             self.store.update_job(conn, job["id"], FAILED, exitCode=code, failures=failures, finishedAt=now,
-                                  reason=f"{what} (attempt {attempt}, "
-                                         f"{retries} retr{'y' if retries == 1 else 'ies'} allowed)")
+                                  reason=reason)
+            self.obs.job("failed", name, queue, f"failed: {reason}", attempt=attempt, exit_code=code, reason=reason)
 
     def _forget(self, live: Live) -> None:
         self.live.pop(live.id, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Callable
@@ -25,12 +26,18 @@ def shown(url: str) -> str:
 
 
 def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: str, grace_s: float,
-          echo: Callable[[str], None]) -> None:
+          echo: Callable[[str], None], log_format: str = "text") -> None:
     import uvicorn
 
     from altostrat.service.api import create_app
+    from altostrat.service.observability import configure_logging
     from altostrat.service.reconciler import Reconciler
 
+    configure_logging(log_format)
+    if log_format == "json":  # stdout keeps only the admin token: a secret stays out of the log pipeline
+        token_echo, echo = echo, logging.getLogger("altostrat.serve").info
+    else:
+        token_echo = echo
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(data_dir, db)
@@ -38,18 +45,20 @@ def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: st
     token = store.ensure_admin_token(os.environ.get("ALTOSTRAT_ADMIN_TOKEN"))
     app = create_app(store, reconciler.wake,
                      healthy=lambda: None if reconciler.error is None else f"reconciler stopped: {reconciler.error!r}",
-                     explain=reconciler.explain)
+                     explain=reconciler.explain, observer=reconciler.obs)
     echo(f"store: {shown(store.url)} (schema migrated); data dir {data_dir}")
     echo(f"policy: {policy}")
     echo(ENFORCEMENT)
     if token is not None:
-        echo(f"admin token (shown once; only its SHA-256 is stored): {token}")
+        token_echo(f"admin token (shown once; only its SHA-256 is stored): {token}")
     reconciler.start()
     # uvicorn re-raises the signal that stopped it once it is done; handlers that do nothing
     # let the clean-up below run first
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    # log_config=None: uvicorn's records go through configure_logging's handler
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
+                                           log_config=None))
     echo(f"listening on http://{host}:{port}")
     try:
         server.run()

@@ -241,6 +241,13 @@ class Store:
             where.append(t.objects.c.updated_at >= since)
         return [dict(r) for r in self._rows(conn, "Job", *where)]
 
+    def job_counts(self, conn: Connection) -> dict[tuple[str, str], int]:
+        """(queue, state) -> how many Jobs, counted by the database."""
+        queue = t.objects.c.spec["queue"].as_string()
+        rows = conn.execute(select(queue, t.objects.c.state, func.count()).where(t.objects.c.kind == "Job")
+                            .group_by(queue, t.objects.c.state)).all()
+        return {(q, state): n for q, state, n in rows}
+
     def specs(self, conn: Connection, kind: str) -> dict[str, dict]:
         return {r["name"]: r["spec"] for r in self._rows(conn, kind)}
 
