@@ -27,9 +27,18 @@ DbOpt = Annotated[Optional[str], typer.Option("--db", help="a SQLAlchemy URL ins
 DEFAULT_DATA_DIR = Path("altostrat-data")
 
 
+class Output(str, Enum):
+    table = "table"
+    json = "json"
+
+
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json")]
+
+
 class LogFormat(str, Enum):
     text = "text"
     json = "json"
+
 
 db_app = typer.Typer(help="The control plane's database.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens: create, list and revoke them (an admin token's calls).",
@@ -185,22 +194,20 @@ def register(app: typer.Typer) -> None:
     def get(
         kind: Annotated[str, typer.Argument(help="tenants, queues, pools or jobs")],
         name: Annotated[Optional[str], typer.Argument(help="one object; all when left out")] = None,
-        output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+        output: OutputOpt = Output.table,
         server: ServerOpt = None,
         token: TokenOpt = None,
     ) -> None:
         """Show objects and their status."""
         from altostrat.service.client import ClientError
 
-        if output not in ("table", "json"):
-            fail(f"--output {output!r}: use table or json")
         kind = _kind(kind)
         client = _client(server, token)
         try:
             objs = [client.get(kind, name)] if name else client.list(kind)
         except ClientError as exc:
             fail(str(exc))
-        if output == "json":
+        if output is Output.json:
             print(json.dumps(objs[0] if name else objs, indent=2))
         else:
             print(_table([_columns(kind, o) for o in objs]))
@@ -209,22 +216,20 @@ def register(app: typer.Typer) -> None:
     def describe(
         kind: Annotated[str, typer.Argument(help="job (the one kind described so far)")],
         name: str,
-        output: Annotated[str, typer.Option("--output", "-o", help="table or json")] = "table",
+        output: OutputOpt = Output.table,
         server: ServerOpt = None,
         token: TokenOpt = None,
     ) -> None:
         """A job's attempts and nodes; when pending, why, its queue position and estimated start."""
         from altostrat.service.client import ClientError
 
-        if output not in ("table", "json"):
-            fail(f"--output {output!r}: use table or json")
         if _kind(kind) != "Job":
             fail(f"describe {kind}: only jobs are described; use `altostrat get {kind} NAME`")
         try:
             found = _client(server, token).describe(name)
         except ClientError as exc:
             fail(str(exc))
-        print(json.dumps(found, indent=2) if output == "json" else _description(found))
+        print(json.dumps(found, indent=2) if output is Output.json else _description(found))
 
     @app.command(rich_help_panel="Control plane")
     def delete(kind: str, name: str, server: ServerOpt = None, token: TokenOpt = None) -> None:
