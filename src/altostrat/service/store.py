@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -93,10 +94,62 @@ def pool_of(node: str) -> str:
     return node.rsplit("/", 1)[0]
 
 
+class GroupCommit:
+    """Requests that arrive together share one transaction, so one fsync, each in a savepoint
+    of its own (one request's error undoes only its own writes). A request thread that finds
+    nobody committing commits the batch waiting at that moment, its own included, and hands
+    over; the others wait until their request is committed. Every request is still
+    committed before it is answered."""
+
+    def __init__(self, engine: SqlEngine) -> None:
+        self.engine = engine
+        self.cond = threading.Condition()
+        self.waiting: list[list] = []  # [fn, done, value, error]
+        self.leading = False
+
+    def run(self, fn: Callable[[Connection], object]):
+        me = [fn, False, None, None]
+        with self.cond:
+            self.waiting.append(me)
+            while not me[1] and self.leading:
+                self.cond.wait()
+            if not me[1]:
+                self.leading = True
+                batch, self.waiting = self.waiting, []
+        if not me[1]:
+            try:
+                self._commit(batch)
+            finally:
+                with self.cond:
+                    self.leading = False
+                    self.cond.notify_all()
+        if me[3] is not None:
+            raise me[3]
+        return me[2]
+
+    def _commit(self, batch: list[list]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                for item in batch:
+                    savepoint = conn.begin_nested()
+                    try:
+                        item[2] = item[0](conn)
+                        savepoint.commit()
+                    except Exception as exc:  # noqa: BLE001  (handed to its own request)
+                        savepoint.rollback()
+                        item[3] = exc
+        except Exception as exc:  # noqa: BLE001  (the commit failed: nothing of the batch is stored)
+            for item in batch:
+                item[2], item[3] = None, item[3] or exc
+        for item in batch:
+            item[1] = True
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.group = GroupCommit(self.engine)
 
     def upgrade(self) -> None:
         upgrade(self.engine)
@@ -355,13 +408,15 @@ class Store:
 
     def idempotent(self, key: str | None, principal: str, request: object,
                    fn: Callable[[Connection], tuple[int, dict]]) -> tuple[int, dict, bool]:
-        """Run `fn` in one transaction; with a key, store its response and replay it to a retry.
+        """Run `fn` in a transaction (shared with requests arriving together: GroupCommit); with
+        a key, store its response and replay it to a retry.
 
         Returns (status code, body, replayed). A key reused for a different request is a
         field error; a failed request stores nothing, so its retry runs again.
         """
         digest = sha256(json.dumps(request, sort_keys=True, default=str))
-        with self.tx() as conn:
+
+        def once(conn: Connection) -> tuple[int, dict, bool]:
             if key is not None:
                 row = conn.execute(select(t.idempotency).where(t.idempotency.c.key == key,
                                                                t.idempotency.c.principal == principal)).mappings().first()
@@ -373,7 +428,9 @@ class Store:
             if key is not None:
                 conn.execute(insert(t.idempotency).values(key=key, principal=principal, request_sha256=digest,
                                                           status_code=status, body=body, created_at=time.time()))
-        return status, body, False
+            return status, body, False
+
+        return self.group.run(once)
 
 
 def _view(row, tasks: list[dict]) -> dict:
