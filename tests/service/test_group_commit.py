@@ -5,19 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 from sqlalchemy import event, func, insert, select
 
 from altostrat.service import tables as t
-from altostrat.service.store import GroupCommit, Store, database_url
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(database_url(tmp_path, None))
-    s.upgrade()
-    yield s
-    s.close()
+from altostrat.service.store import GroupCommit
 
 
 def audit_row(conn, n: int) -> int:

@@ -8,12 +8,10 @@ from __future__ import annotations
 import sys
 import time
 
-import pytest
-
 from altostrat.service import executor as ex
 from altostrat.service.objects import parse_object
 from altostrat.service.reconciler import Reconciler
-from altostrat.service.store import EXITED, PENDING, RUNNING, STARTING, STOPPING, Store, database_url
+from altostrat.service.store import EXITED, PENDING, RUNNING, STARTING, STOPPING, Store
 
 SLEEP = "import time; time.sleep({})"
 TRAP = ("import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
@@ -22,14 +20,6 @@ TRAP = ("import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *_: sys.
 
 def obj(kind: str, name: str, **spec) -> object:
     return parse_object({"apiVersion": "altostrat/v1", "kind": kind, "metadata": {"name": name}, "spec": spec})
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(database_url(tmp_path, None))
-    s.upgrade()
-    yield s
-    s.close()
 
 
 def crashed_run(store: Store, tmp_path, name: str, state: str, row_state: str, code: str | None,

@@ -17,15 +17,7 @@ from altostrat.policy.registry import parse_policy
 from altostrat.service import migrations, tables
 from altostrat.service.objects import ObjectError, parse_object
 from altostrat.service.quota import QueueQuotaGate
-from altostrat.service.store import Conflict, Store, database_url, sha256
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(database_url(tmp_path, None))
-    s.upgrade()
-    yield s
-    s.close()
+from altostrat.service.store import Conflict, sha256
 
 
 def migration_head() -> str:
