@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 
-from altostrat.cluster.state import Node, allowed_on, empty_room, is_empty
+from altostrat.cluster.state import Node, allowed_on, empty_room, is_empty, node_kind
 from altostrat.resources import MILLI
 
 MAX_JOBS = 200  # pending jobs one estimate looks at, in queue order
@@ -21,12 +21,6 @@ MAX_JOBS = 200  # pending jobs one estimate looks at, in queue order
 def _unit_price(node: Node) -> float:
     per = node.gpus or node.cpu_milli / MILLI
     return (node.price_per_s or 0.0) / per
-
-
-def _kind(node: Node) -> tuple:
-    """What a job's rules and the dry run read of a node: equal kinds are interchangeable."""
-    return (node.pool, node.gpu_model, node.gpus, node.cpu_milli, node.mem_mib, node.region, node.jurisdiction,
-            node.spot, node.price_per_s)
 
 
 def nodes_to_boot(engine, now: float) -> list[tuple[Node, object]]:
@@ -38,7 +32,7 @@ def nodes_to_boot(engine, now: float) -> list[tuple[Node, object]]:
         return []
     kinds: dict[tuple, list[Node]] = {}  # cheapest kind first, its nodes in index order
     for node in spare:
-        kinds.setdefault(_kind(node), []).append(node)
+        kinds.setdefault(node_kind(node), []).append(node)
     # free capacity in the dry run, [whole GPUs, CPU milli, memory MiB], of the nodes booting
     # and of elastic nodes up and empty: a gang's first booted node may be up before the rest
     free = {idx: [state.nodes[idx].gpus, state.nodes[idx].cpu_milli, state.nodes[idx].mem_mib] for idx in engine.booting}

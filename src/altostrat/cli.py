@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -163,12 +163,11 @@ def compare(
         fail(PolicyError("--policies is empty; e.g. --policies fcfs,sjf,las"))
     base_seed = seed if seed is not None else 1
     seed_list = [base_seed + k for k in range(seeds)] if (seeds > 1 or seed is not None) else [None]
-    requests = [
-        RunRequest(workload, cluster, name, s, until, warmup, skip_invalid, tuple(plugin or ()), arrivals, start,
-                   carbon_data, network_data=network_data, bandwidth_gbps=bandwidth_gbps, compression=compression,
-                   transfer_time_value=transfer_time_value, budgets=budgets, spot_prices=spot_prices)
-        for name in names for s in seed_list
-    ]
+    base = RunRequest(workload, cluster, names[0], seed_list[0], until, warmup, skip_invalid, tuple(plugin or ()),
+                      arrivals, start, carbon_data, network_data=network_data, bandwidth_gbps=bandwidth_gbps,
+                      compression=compression, transfer_time_value=transfer_time_value, budgets=budgets,
+                      spot_prices=spot_prices)
+    requests = [dataclasses.replace(base, policy=name, seed=s) for name in names for s in seed_list]
     try:  # validate every input once, in this process, before spending workers on them
         from altostrat.policy.registry import load_plugin, parse_policy
 
@@ -257,8 +256,6 @@ def tco(
 @policies_app.command("list")
 def policies_list(plugin: PluginOpt = None) -> None:
     """Every registered order and placement piece, its parameters and its source."""
-    import dataclasses
-
     import altostrat.policy  # noqa: F401
     from altostrat.policy.registry import KINDS, Backfill, Preemption, Recovery, load_plugin, pieces
 

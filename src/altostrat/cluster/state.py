@@ -75,6 +75,13 @@ def allowed_on(node: Node, job: Job) -> bool:
     return regions is None or node.region in regions or node.jurisdiction in regions
 
 
+def node_kind(node: Node) -> tuple:
+    """What placement and autoscaling read of a node besides its free capacity: nodes of equal
+    kind (in practice, the nodes of one pool) are interchangeable to them."""
+    return (node.pool, node.gpu_model, node.gpus, node.cpu_milli, node.mem_mib, node.region, node.cloud,
+            node.jurisdiction, node.spot, node.price_per_s)
+
+
 def empty_room(gpus: int, cpu_milli: int, mem_mib: int, job: Job) -> int:
     """How many of the job's tasks fit in that much free capacity (whole GPUs, or shares of them)."""
     n = job.tasks

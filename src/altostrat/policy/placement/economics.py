@@ -24,7 +24,7 @@ import numpy as np
 from altostrat import engine
 from altostrat.catalog.carbon import CarbonModel
 from altostrat.catalog.power import node_power
-from altostrat.cluster.state import ClusterState, Node, Plan, allowed_on
+from altostrat.cluster.state import ClusterState, Node, Plan, allowed_on, node_kind
 from altostrat.compliance import Place, in_use, risk
 from altostrat.policy.placement.common import best_over_models, by_fit, fill, leftover
 from altostrat.resources import MILLI
@@ -89,11 +89,6 @@ def normalised(values: list[float]) -> list[float]:
     return [0.0 if v == 0 else INF for v in values]
 
 
-def pool_key(node: Node) -> tuple:
-    return (node.pool, node.gpu_model, node.gpus, node.cpu_milli, node.mem_mib, node.region, node.cloud,
-            node.spot, node.price_per_s)
-
-
 @dataclass(slots=True)
 class Pools:
     """The state's nodes grouped into pools, once per state."""
@@ -108,7 +103,7 @@ class Pools:
         reps: list[Node] = []
         of: list[int] = []
         for node in state.nodes:
-            gid = ids.setdefault(pool_key(node), len(reps))
+            gid = ids.setdefault(node_kind(node), len(reps))
             if gid == len(reps):
                 reps.append(node)
             of.append(gid)
