@@ -23,6 +23,7 @@ run: $(VENV)/.installed
 		--cluster philly-like --policies $(DEFAULT_POLICIES) --out out/compare
 
 test: $(VENV)/.installed-test
+	scripts/install-test-deps.sh
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 clean:
