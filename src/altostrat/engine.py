@@ -18,6 +18,7 @@ from altostrat.autoscale import nodes_to_boot
 from altostrat.budgets import TenantBudget
 from altostrat.cluster.state import Alloc, ClusterState, Node, allowed_on, is_empty
 from altostrat.policy.registry import Policy
+from altostrat.recovery import restart_rule
 from altostrat.resources import MILLI
 from altostrat.workload.job import Job
 
@@ -176,26 +177,15 @@ class Engine:
         for run in victims:
             job = run.job
             self._preempt(run, now, lost=True)
-            self.overhead_due[job.idx] = self.policy.recovery.restart_s
+            recovery = self.policy.recovery
+            self.overhead_due[job.idx] = recovery.restart_s
             self.revocations[job.idx] = self.revocations.get(job.idx, 0) + 1
-            strategy = self.policy.recovery.strategy
-            if strategy == "deadline-aware":
-                strategy = "fallback-on-demand" if self._slack_is_short(job, now) else "anywhere"
-            rule = _recovery_rule(strategy, node)
+            rule = restart_rule(recovery.strategy, node, job, self.work_left[job.idx], now, recovery.restart_s)
             if rule is not None and any(rule(n) and allowed_on(n, job) for n in self.state.nodes):
                 self.state.restrict[job.idx] = rule  # else the strategy has nowhere to go: anywhere allowed
             self._enqueue(job, now)
             decisions.append(Decision(PREEMPT, job, REVOKED))
         return decisions + self.schedule(now)
-
-    def _slack_is_short(self, job: Job, now: float) -> bool:
-        """Whether a job could not afford its remaining run twice over before its deadline:
-        then another revocation is a risk it should not take (deadline-aware recovery)."""
-        if job.deadline is None:
-            return False
-        best = max(job.speeds.values(), default=1.0) if job.speeds else 1.0
-        run = self.work_left[job.idx] / best
-        return job.deadline - now - self.policy.recovery.restart_s - run < run
 
     def cordon(self, node: Node) -> None:
         """A revocation notice: place nothing new on the node (nor boot it); what runs there runs on."""
@@ -538,12 +528,3 @@ def task_share(node: Node, job: Job) -> float:
         share = max(share, job.mem_mib / node.mem_mib)
     return share
 
-
-def _recovery_rule(strategy: str, lost: Node) -> Callable[[Node], bool] | None:
-    if strategy == "same-pool":
-        return lambda n: n.pool == lost.pool
-    if strategy == "next-region":
-        return lambda n: n.region != lost.region
-    if strategy == "fallback-on-demand":
-        return lambda n: not n.spot
-    return None

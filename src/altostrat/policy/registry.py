@@ -22,6 +22,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable
 
+from altostrat.recovery import STRATEGIES
+
 KINDS = ("order", "placement", "gate")
 _REGISTRY: dict[str, dict[str, type]] = {kind: {} for kind in KINDS}
 ENTRY_POINT_GROUP = "altostrat.policies"
@@ -294,7 +296,6 @@ class Backfill:
             raise ValueError("depth must be >= 1")
 
 
-RECOVERY_STRATEGIES = ("anywhere", "same-pool", "next-region", "fallback-on-demand", "deadline-aware")
 
 
 @dataclass(frozen=True)
@@ -311,8 +312,8 @@ class Recovery:
     restart_s: float = 60.0  # paid before work resumes: reload the checkpoint, warm up
 
     def __post_init__(self) -> None:
-        if self.strategy not in RECOVERY_STRATEGIES:
-            raise ValueError(f"strategy={self.strategy!r}: use one of {', '.join(RECOVERY_STRATEGIES)}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy={self.strategy!r}: use one of {', '.join(STRATEGIES)}")
         if self.restart_s < 0:
             raise ValueError("restart_s must be >= 0")
 
