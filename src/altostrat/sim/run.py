@@ -43,7 +43,7 @@ def inputs_digest(jobs, state) -> str:
     for nd in state.nodes:
         h.update(repr((nd.name, nd.pool, nd.gpu_model, nd.gpus, nd.cpu_milli, nd.mem_mib, nd.region, nd.tier,
                        nd.price_per_s, nd.cloud, nd.spot, nd.revocations_per_hour, nd.notice_s, nd.mean_down_s,
-                       nd.elastic, nd.up, nd.boot_s, nd.idle_s)).encode())
+                       nd.elastic, nd.up, nd.boot_s, nd.idle_s, nd.instance_type)).encode())
     return h.hexdigest()
 
 
