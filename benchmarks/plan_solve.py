@@ -27,7 +27,7 @@ from altostrat.catalog.carbon import CarbonModel
 from altostrat.catalog.network import INTERNET_EGRESS
 from altostrat.plan import OBJECTIVES, make_plan
 from altostrat.plan.milp import scores, solve
-from altostrat.plan.options import TRANSFER_GBPS, CatalogTable, job_options
+from altostrat.plan.options import CatalogTable, job_options
 from altostrat.plan.prune import objectives, within_limits
 from altostrat.spec.schema import DatasetSpec, JobSpec, ResourcesSpec
 
@@ -35,6 +35,8 @@ NAME = "plan_solve"
 # Illustrative relative speeds per GPU (training throughput, V100 = 1), a generator setting.
 SPEED = {"T4": 0.35, "L4": 0.6, "A10G": 0.7, "V100": 1.0, "A100": 2.0, "A100-80GB": 2.2, "H100": 4.0}
 GANGS, GANG_P = (1, 2, 4, 8, 16), (0.45, 0.15, 0.2, 0.15, 0.05)
+# a slow link (1 Gbit/s per job), which makes moving data a real cost in time for the deadlines
+BANDWIDTH_GBPS = 1.0
 
 
 def generate(n: int, seed: int, regions: list[str]) -> list[JobSpec]:
@@ -46,7 +48,7 @@ def generate(n: int, seed: int, regions: list[str]) -> list[JobSpec]:
         submit = rng.uniform(0, 24 * 3600)
         fastest = duration / max(SPEED[m] for m in models)
         dataset = DatasetSpec(size_gb=rng.uniform(50, 2000), region=rng.choice(regions)) if rng.random() < 0.3 else None
-        moving = dataset.size_gb * 8 / TRANSFER_GBPS if dataset else 0.0  # room to move the data if need be
+        moving = dataset.size_gb * 8 / BANDWIDTH_GBPS if dataset else 0.0  # room to move the data if need be
         deadline = submit + moving + fastest * rng.uniform(1.5, 6) + 3600 if rng.random() < 0.6 else None
         spot = rng.random() < 0.5
         place = rng.random()
@@ -84,7 +86,7 @@ def main() -> None:
     ap.add_argument("--no-unpruned", action="store_true", help="skip the side-by-side MILP without pruning")
     args = ap.parse_args()
     catalog = load_catalog(f"{args.data}/catalog/vms.csv")
-    table = CatalogTable(catalog, CarbonModel(hourly_dir=f"{args.data}/carbon/hourly"))
+    table = CatalogTable(catalog, CarbonModel(hourly_dir=f"{args.data}/carbon/hourly"), bandwidth_gbps=BANDWIDTH_GBPS)
     # datasets live where the network model prices egress from: regions of AWS, GCP and Azure
     homes = [r for r in table.regions if table.network.cloud_of(r) in INTERNET_EGRESS]
     jobs = generate(args.jobs, args.seed, homes)

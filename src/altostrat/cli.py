@@ -401,6 +401,7 @@ def plan(
     carbon_data: CarbonDataOpt = None,
     start: StartOpt = DEFAULT_START,
     network_data: NetworkDataOpt = None,
+    bandwidth_gbps: BandwidthOpt = DEFAULT_BANDWIDTH_GBPS,
     top: Annotated[int, typer.Option(min=1, help="options shown per job")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan as one JSON object")] = False,
 ) -> None:
@@ -421,7 +422,8 @@ def plan(
         carbon = CarbonModel(start, carbon_data)
         carbon.check()
         result = make_plan(load_one(workload, "Workload").spec.jobs, objective, budget, max_risk,
-                           load_catalog(catalog), carbon, caps, network_data=network_data)
+                           load_catalog(catalog), carbon, caps, network_data=network_data,
+                           bandwidth_gbps=bandwidth_gbps)
     except (*USER_ERRORS, PlanError) as exc:
         fail(exc)
     if as_json:

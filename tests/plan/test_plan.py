@@ -38,7 +38,7 @@ I_EAST, I_WEST2 = 367.8, 190.0
 
 @pytest.fixture(scope="module")
 def table():
-    return CatalogTable(parse_yaml_catalog(CATALOG, "test"), CarbonModel())
+    return CatalogTable(parse_yaml_catalog(CATALOG, "test"), CarbonModel(), bandwidth_gbps=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -136,13 +136,19 @@ def test_data_transfer_adds_egress_and_time(table):
     assert cost_and_time(table, "europe-west4")["v1g"] == pytest.approx((3.0 + 100 * 0.05, 800 + 3600))
 
 
+def test_data_moves_at_the_simulators_default_bandwidth():
+    # 100 GB = 800 Gbit: 80 s at simulate's default 10 Gbit/s
+    t = CatalogTable(parse_yaml_catalog(CATALOG, "test"), CarbonModel())
+    assert cost_and_time(t, "us-east-1")["v1g"][1] == pytest.approx(80 + 3600)
+
+
 def test_network_data_prices_moves_and_routes_through_a_cheaper_region(tmp_path):
     (tmp_path / "gcp_transmission_cost_matrix.csv").write_text(",europe-west4,us-west2\neurope-west4,0,0.08\n"
                                                                "us-west2,0.08,0\n")
     # us-east-2 to us-east-1 costs 0.05 direct, 0.01 + 0.01 through us-west-1: a relay, moving the data twice
     (tmp_path / "aws_transmission_cost_matrix.csv").write_text(
         ",us-east-1,us-east-2,us-west-1\nus-east-1,0,0.05,0.05\nus-east-2,0.05,0,0.01\nus-west-1,0.01,0.05,0\n")
-    t = CatalogTable(parse_yaml_catalog(CATALOG, "test"), CarbonModel(), str(tmp_path))
+    t = CatalogTable(parse_yaml_catalog(CATALOG, "test"), CarbonModel(), str(tmp_path), bandwidth_gbps=1.0)
     assert cost_and_time(t, "europe-west4")["v1g"] == pytest.approx((3.0 + 100 * 0.08, 800 + 3600))
     assert cost_and_time(t, "us-east-2")["v1"] == pytest.approx((2.0 + 100 * 0.02, 2 * 800 + 3600))
     with pytest.raises(CatalogError, match=r"job 'j': dataset region 'nowhere' is not a region of aws, gcp, azure"):

@@ -14,7 +14,7 @@ import numpy as np
 
 from altostrat.catalog import Catalog, CatalogError
 from altostrat.catalog.carbon import REGION_STATIC, CarbonModel
-from altostrat.catalog.network import NetworkModel
+from altostrat.catalog.network import DEFAULT_BANDWIDTH_GBPS, NetworkModel
 from altostrat.catalog.power import node_power
 from altostrat.catalog.regions import jurisdiction
 from altostrat.catalog.spot import REVOCATIONS_PER_HOUR
@@ -39,10 +39,6 @@ RESTART_S = Recovery.restart_s
 # without checkpoints for a long gang: each revocation starts it over) are not enumerated.
 HORIZON_S = 30 * 86400.0
 
-# Sustained rate at which a dataset moves between regions before the job starts; an assumption
-# (`simulate` moves data at --bandwidth-gbps, 10 by default).
-TRANSFER_GBPS = 1.0
-
 # Regions with no static intensity (catalog/carbon.py REGION_STATIC) get the world average:
 # 480 gCO2e/kWh of electricity generated in 2023 (Ember, Global Electricity Review 2024).
 FALLBACK_INTENSITY = 480.0
@@ -53,10 +49,12 @@ class CatalogTable:
     """The catalog as arrays, with the per-region facts the planner needs; built once per catalog.
 
     `network_data`: a folder of egress price matrices for the network model (catalog/network.py),
-    as `simulate --network-data`; None: its embedded prices.
+    as `simulate --network-data`; None: its embedded prices. `bandwidth_gbps`: the sustained rate
+    a dataset moves at, as `simulate --bandwidth-gbps`.
     """
 
-    def __init__(self, catalog: Catalog, carbon: CarbonModel, network_data: str | None = None) -> None:
+    def __init__(self, catalog: Catalog, carbon: CarbonModel, network_data: str | None = None,
+                 bandwidth_gbps: float = DEFAULT_BANDWIDTH_GBPS) -> None:
         self.catalog = catalog
         self.types = catalog.types
         self.carbon = carbon
@@ -67,7 +65,7 @@ class CatalogTable:
         self.places = sorted({(it.cloud, it.region) for it in self.types})
         pidx = {place: i for i, place in enumerate(self.places)}
         self.place_idx = np.array([pidx[(it.cloud, it.region)] for it in self.types], dtype=np.int64)
-        self.network = NetworkModel(network_data, bandwidth_gbps=TRANSFER_GBPS)
+        self.network = NetworkModel(network_data, bandwidth_gbps=bandwidth_gbps)
         self._moves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.gpu_model = np.array([it.gpu_model or "" for it in self.types])
         self.models = sorted(set(self.gpu_model))
@@ -96,7 +94,7 @@ class CatalogTable:
 
     def moves(self, data_region: str, job: str) -> tuple[np.ndarray, np.ndarray]:
         """Per place, (USD, seconds) per GB of moving a dataset from `data_region` there: priced and
-        routed as `simulate` moves it, at TRANSFER_GBPS; one table per data region, not per option."""
+        routed as `simulate` moves it; one table per data region, not per option."""
         if data_region not in self._moves:
             self.network.check_source(data_region, f"job {job!r}")
             per_gb = np.array([self.network.move_per_gb(data_region, cloud, region) for cloud, region in self.places],

@@ -9,6 +9,7 @@ import numpy as np
 
 from altostrat.catalog import Catalog, default_catalog
 from altostrat.catalog.carbon import CarbonModel
+from altostrat.catalog.network import DEFAULT_BANDWIDTH_GBPS
 from altostrat.plan import explain
 from altostrat.plan.milp import PlanError, scores, solve
 from altostrat.plan.options import CatalogTable, JobOptions, job_options
@@ -57,9 +58,9 @@ class Plan:
 def make_plan(jobs: list[JobSpec], objective: str = "cost", budget: float | None = None,
               max_risk: float | None = None, catalog: Catalog | None = None, carbon: CarbonModel | None = None,
               tenant_budgets: dict[str, float] | None = None, table: CatalogTable | None = None,
-              network_data: str | None = None) -> Plan:
-    """The plan minimising `objective` within every job's limits and the budgets; `network_data`:
-    egress price matrices (CatalogTable), when no `table` is given.
+              network_data: str | None = None, bandwidth_gbps: float = DEFAULT_BANDWIDTH_GBPS) -> Plan:
+    """The plan minimising `objective` within every job's limits and the budgets; `network_data`
+    (egress price matrices) and `bandwidth_gbps` build the CatalogTable when no `table` is given.
 
     Raises PlanError naming the binding constraint when there is none.
     """
@@ -71,7 +72,7 @@ def make_plan(jobs: list[JobSpec], objective: str = "cost", budget: float | None
         raise PlanError(f"--tenant-budget names tenant(s) with no job: {', '.join(unknown)}; "
                         f"tenants: {', '.join(sorted({j.tenant for j in jobs}))}")
     if table is None:
-        table = CatalogTable(catalog or default_catalog(), carbon or CarbonModel(), network_data)
+        table = CatalogTable(catalog or default_catalog(), carbon or CarbonModel(), network_data, bandwidth_gbps)
     began = time.perf_counter()
     kept, problems, enumerated = [], [], 0
     for job in jobs:
