@@ -111,6 +111,16 @@ def test_order_when_it_would_fit_behind_a_blocked_head():
     assert small.message.startswith("it would fit now, but 1 job(s) come first in the policy's order (first: head)")
 
 
+def test_the_messages_name_no_other_tenants_job():
+    # the job's tenant reads its reason: another tenant's job ahead of it is not named
+    live = Live([4])
+    live.submit("a", 0, gpus=2)
+    live.submit("their-head", 1, gpus=4, tenant="b")
+    live.submit("small", 2, gpus=1)
+    assert live.snap("small", 3).message == ("it would fit now, but 1 job(s) come first in the policy's order "
+                                             "(first: a job of another tenant) and the policy starts jobs in that order")
+
+
 @pytest.mark.parametrize("policy, reason", [("drf+best-fit", "fair-share"), ("fcfs+best-fit", "capacity")])
 def test_fair_share_only_under_a_fair_share_order(policy, reason):
     live = Live([1], policy=policy)
@@ -121,7 +131,7 @@ def test_fair_share_only_under_a_fair_share_order(policy, reason):
     assert snap.reason == reason
     if reason == "fair-share":
         assert snap.position == 1
-        assert snap.message == "1 job(s) of tenant(s) y come first under drf+best-fit's fair-share order"
+        assert snap.message == "1 job(s) of 1 other tenant(s) come first under drf+best-fit's fair-share order"
 
 
 def test_estimated_start_is_the_running_jobs_expected_time_left():

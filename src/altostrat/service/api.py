@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from altostrat.service.auth import Forbidden, Principal, parse_token_request
+from altostrat.service.dashboard import Reasons, add_dashboard
 from altostrat.service.describe import Snapshot, describe_job
 from altostrat.service.objects import KINDS, ObjectError, field_path, kind_of, parse_object
 from altostrat.service.observability import Observer
@@ -43,9 +44,11 @@ MAX_ID = 2**63 - 1  # the largest integer SQLite (and PostgreSQL's bigint) store
 
 def create_app(store: Store, wake: Callable[[], None] = lambda: None,
                healthy: Callable[[], str | None] = lambda: None,
-               explain: Callable[[str], Snapshot | None] | None = None, observer: Observer | None = None) -> FastAPI:
+               explain: Callable[[str], Snapshot | None] | None = None, observer: Observer | None = None,
+               reasons: Reasons | None = None) -> FastAPI:
     """`wake` tells the reconciler the store changed; `healthy` returns why it is not, or None;
     `explain` is Reconciler.explain (None: no engine to ask, and describe answers 503);
+    `reasons` is Reconciler.reasons, the dashboard's pending reasons (None: shown as unknown);
     `observer` holds the metrics `/metrics` serves (the reconciler's; without one, the store's alone)."""
     obs = observer if observer is not None else Observer(store)
     app = FastAPI(title="Altostrat control plane", version="v1",
@@ -149,6 +152,8 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         return Response(generate_latest(obs.registry), media_type=CONTENT_TYPE_LATEST)
 
     # declared before /v1/{kind}, whose pattern their paths also match
+    add_dashboard(app, store, Who, reasons)
+
     @app.get("/v1/whoami", tags=["tokens"], summary="The calling token: its id, name, role and tenant")
     def whoami(who: Who) -> dict:
         return who.view()

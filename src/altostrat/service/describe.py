@@ -59,11 +59,12 @@ def pending_reason(engine: Engine, job: Job, now: float, quota: QueueQuotaGate |
     for gate in engine.gates:
         if gate is not quota and gate.hold(job, engine, now) is not None:
             return "policy-gate", f"held by the policy's {type(gate).__name__} gate"
+    # the messages name no other tenant nor its jobs: the job's tenant reads them
     if isinstance(engine.order, FAIR_SHARE_ORDERS):
-        others = sorted({j.tenant for j in order[:position] if j.tenant != job.tenant})
+        others = {j.tenant for j in order[:position] if j.tenant != job.tenant}
         if others:
             ahead = sum(j.tenant != job.tenant for j in order[:position])
-            return "fair-share", (f"{ahead} job(s) of tenant(s) {', '.join(others)} come first under "
+            return "fair-share", (f"{ahead} job(s) of {len(others)} other tenant(s) come first under "
                                   f"{engine.policy.name}'s fair-share order")
     need = (job.gpu_milli_total, job.cpu_milli * job.tasks, job.mem_mib * job.tasks)
     free = _free_by_model(engine.state.nodes, job)
@@ -77,9 +78,31 @@ def pending_reason(engine: Engine, job: Job, now: float, quota: QueueQuotaGate |
         return "gang", f"enough is free in total, but {where}"
     if position > 0:
         return "order", (f"it would fit now, but {position} job(s) come first in the policy's order "
-                         f"(first: {order[0].id}) and the policy starts jobs in that order"
+                         f"(first: {order[0].id if order[0].tenant == job.tenant else 'a job of another tenant'}) "
+                         "and the policy starts jobs in that order"
                          + (" (backfill did not admit it)" if engine.policy.backfill else ""))
     return "next-pass", "it fits now: the engine starts it at its next pass"
+
+
+def pending_reasons(engine: Engine, jobs: list[Job], now: float, quota: QueueQuotaGate) -> dict[str, tuple[str, str]]:
+    """Job name -> (reason, message) of `jobs`, which the engine holds pending: one order for
+    all and no estimate, so cheap enough for every refresh of the dashboard. Run on the
+    thread that owns `engine`."""
+    if not jobs:
+        return {}
+    order = engine.queue(now)
+    position = {j.idx: i for i, j in enumerate(order)}
+    return {job.id: pending_reason(engine, job, now, quota, order, position[job.idx]) for job in jobs}
+
+
+def not_in_engine(status: dict, wall: float) -> tuple[str, str, float | None]:
+    """Why a job PENDING in the store waits while the engine does not hold it (a retry's
+    backoff, or not yet taken in): (reason, message, the backoff's end or None)."""
+    retry = status.get("notBefore")
+    backoff = bool(retry and retry > wall)
+    return ("retry-backoff" if backoff else "not-admitted",
+            status.get("reason") or "not yet taken in by the engine (no Pool, or submitted a moment ago)",
+            retry if backoff else None)
 
 
 def _free_by_model(nodes: list[Node], job: Job) -> dict[str | None, list[int]]:
@@ -151,12 +174,9 @@ def describe_job(view: dict, snap: Snapshot | None, wall: float) -> dict:
     if status["state"] != "PENDING":
         return out
     if snap is None:  # pending in the store, not (or not yet) in the engine
-        retry = status.get("notBefore")
-        out["pending"] = {"reason": "retry-backoff" if retry and retry > wall else "not-admitted",
-                          "message": status.get("reason") or "not yet taken in by the engine (no Pool, or "
-                                                             "submitted a moment ago)",
-                          "queuePosition": None, "pendingJobs": None, "estimatedStart": retry if retry and retry > wall
-                          else None}
+        reason, message, retry = not_in_engine(status, wall)
+        out["pending"] = {"reason": reason, "message": message, "queuePosition": None, "pendingJobs": None,
+                          "estimatedStart": retry}
         return out
     seconds = estimate_start(snap)
     out["pending"] = {"reason": snap.reason, "message": snap.message, "queuePosition": snap.position,

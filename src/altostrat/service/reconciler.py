@@ -99,7 +99,7 @@ class Reconciler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
-        self._asks: queue.SimpleQueue = queue.SimpleQueue()  # (job name, Future) from explain
+        self._asks: queue.SimpleQueue = queue.SimpleQueue()  # (read, Future) from explain and reasons
 
     def now(self) -> float:
         return time.monotonic() - self.mono0
@@ -226,18 +226,30 @@ class Reconciler:
         not hold it pending. Called from API threads: the reconciler thread answers between
         two turns, after a sync, so the engine is only ever read by the thread that changes it.
         Raises TimeoutError when the reconciler does not answer in time (stopped, or stuck)."""
+        return self._ask(lambda: self._snapshot(name), timeout)
+
+    def reasons(self, names: set[str], timeout: float = 2.0) -> dict[str, tuple[str, str]]:
+        """(reason, message) of each job of `names` the engine holds pending (the dashboard's),
+        asked as `explain` is."""
+        def read() -> dict[str, tuple[str, str]]:
+            jobs = [live.job for live in self.live.values() if live.name in names and self._pending_in_engine(live)]
+            return describe.pending_reasons(self.engine, jobs, self.now(), self.gate)
+        return self._ask(read, timeout)
+
+    def _ask(self, read, timeout: float):
+        """`read()` run on the reconciler thread between two turns; TimeoutError if it does not answer."""
         if self._thread is None or not self._thread.is_alive():
             raise TimeoutError("the reconciler is not running")
         answer: Future = Future()
-        self._asks.put((name, answer))
+        self._asks.put((read, answer))
         self.wake()
         return answer.result(timeout)
 
     def _answer(self) -> None:
         while not self._asks.empty():
-            name, answer = self._asks.get_nowait()
+            read, answer = self._asks.get_nowait()
             try:
-                answer.set_result(self._snapshot(name))
+                answer.set_result(read())
             except Exception as exc:  # the asking API thread reports it; the loop goes on
                 answer.set_exception(exc)
 

@@ -45,7 +45,7 @@ def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: st
     token = store.ensure_admin_token(os.environ.get("ALTOSTRAT_ADMIN_TOKEN"))
     app = create_app(store, reconciler.wake,
                      healthy=lambda: None if reconciler.error is None else f"reconciler stopped: {reconciler.error!r}",
-                     explain=reconciler.explain, observer=reconciler.obs)
+                     explain=reconciler.explain, observer=reconciler.obs, reasons=reconciler.reasons)
     echo(f"store: {shown(store.url)} (schema migrated); data dir {data_dir}")
     echo(f"policy: {policy}")
     echo(ENFORCEMENT)
