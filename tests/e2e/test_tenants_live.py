@@ -7,8 +7,9 @@ import json
 import sys
 import time
 
+import httpx
 import pytest
-from test_serve import TERMINAL, Server, overlaps
+from test_serve import TERMINAL, TOKEN, Server, overlaps
 
 pytestmark = pytest.mark.xdist_group("live-serve")
 
@@ -24,14 +25,22 @@ def job(name: str, queue: str, secs: float) -> dict:
                              "resources": {"gpu": 1}})
 
 
-def run(tmp_path, policy: str, batches: list[list[dict]]) -> dict[str, dict]:
+def run(tmp_path, policy: str, first: list[dict], late: list[dict] = ()) -> dict[str, dict]:
+    """Apply `first` with the CLI, then `late` over the API as soon as a first job runs (a CLI
+    process could start too slowly on a loaded machine to arrive while it still runs)."""
     server = Server(tmp_path / "data", "--policy", policy)
     try:
-        for i, batch in enumerate(batches):
-            path = tmp_path / f"batch-{i}.yaml"
-            path.write_text("\n---\n".join(json.dumps(d) for d in batch))
-            server.cli("apply", "-f", str(path))
-            time.sleep(0.3)
+        path = tmp_path / "first.yaml"
+        path.write_text("\n---\n".join(json.dumps(d) for d in first))
+        server.cli("apply", "-f", str(path))
+        if late:
+            until = time.monotonic() + 30
+            while not any(j["status"]["state"] == "RUNNING" for j in server.jobs().values()):
+                assert time.monotonic() < until, "no job of the first batch started"
+                time.sleep(0.05)
+            r = httpx.post(f"{server.url}/v1/objects:batch", json={"objects": list(late)},
+                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+            assert r.status_code == 200, r.text
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             jobs = server.jobs()
@@ -56,8 +65,8 @@ def setup(quota_a: float | None, quota_b: float | None, gpus: int) -> list[dict]
 
 
 def test_each_tenants_queue_quota_holds(tmp_path):
-    jobs = run(tmp_path, "fcfs+first-fit", [setup(1, 2, 4) + [job(f"a{i}", "qa", 0.4) for i in range(4)]
-                                            + [job(f"b{i}", "qb", 0.4) for i in range(4)]])
+    jobs = run(tmp_path, "fcfs+first-fit", setup(1, 2, 4) + [job(f"a{i}", "qa", 0.4) for i in range(4)]
+               + [job(f"b{i}", "qb", 0.4) for i in range(4)])
     assert {j["status"]["state"] for j in jobs.values()} == {"SUCCEEDED"}
     assert overlaps(spans(jobs, "a")) == 1  # qa's quota: one GPU
     assert overlaps(spans(jobs, "b")) == 2  # qb's: two, used while qa waits on its own quota
@@ -66,7 +75,7 @@ def test_each_tenants_queue_quota_holds(tmp_path):
 def test_drf_starts_a_late_tenant_ahead_of_a_backlog(tmp_path):
     backlog = [job(f"a{i}", "qa", 2.0) for i in range(6)]  # b arrives while the first two run
     late = [job(f"b{i}", "qb", 2.0) for i in range(2)]
-    jobs = run(tmp_path, "drf+first-fit", [setup(None, None, 2) + backlog, late])
+    jobs = run(tmp_path, "drf+first-fit", setup(None, None, 2) + backlog, late)
     assert {j["status"]["state"] for j in jobs.values()} == {"SUCCEEDED"}
     first_b = min(s for s, _ in spans(jobs, "b"))
     a_starts = sorted(s for s, _ in spans(jobs, "a"))
