@@ -2,7 +2,9 @@
 
 Read at the edge from a `kind: Tenants` document or a Workload's `spec.tenants`
 (docs/economics.md, "Budgets"); the engine's pieces and the metrics see plain
-`TenantBudget`s. A period is [k × period_s, (k + 1) × period_s) on the simulation clock.
+`TenantBudget`s. A period is [origin + k × period_s, origin + (k + 1) × period_s) on the
+engine's clock: origin 0 in the simulator; the live service sets it so that periods start at
+multiples of period_s in Unix time.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ class TenantBudget:
     usd: float | None = None  # per period; None = no dollar limit
     gpu_hours: float | None = None  # per period; None = no GPU-hour limit
     period_s: float = DEFAULT_PERIOD_S
-    weight: float = 1.0  # fair-share weight (the cost-fair order)
+    weight: float = 1.0  # fair-share weight (the cost-fair, drf and ftf orders)
+    origin: float = 0.0  # the engine time a period starts at
 
     @property
     def limited(self) -> bool:

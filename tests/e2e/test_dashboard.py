@@ -115,7 +115,7 @@ def test_dashboard_shows_queues_jobs_reasons_and_pools_per_token(tmp_path):
         assert {k: jobs["acme-train"][k] for k in ("queue", "tenant", "state", "node")} == {
             "queue": "acme-q", "tenant": "acme", "state": "RUNNING", "node": "gpus/0"}
         assert (jobs["acme-wait"]["state"], jobs["acme-wait"]["reason"], jobs["acme-wait"]["node"]) == (
-            "PENDING", "quota queue acme-q's quota would be exceeded (gpu 1 in use + 1 asked > 1)", "")
+            "PENDING", "quota queue acme-q uses 1/1 GPUs and the job asks 1 more (no cohort to borrow from)", "")
         assert jobs["acme-wait"]["age"].endswith("s")
         assert cells(driver, "queues")["acme-q"] == {"name": "acme-q", "tenant": "acme", "pending": "1",
                                                      "running": "1", "gpu": "1 / 1", "cpu": "1 / no limit",

@@ -229,7 +229,7 @@ def test_pending_reasons_come_from_the_live_engine(tmp_path):
             time.sleep(0.05)
         assert (jobs["acme-train"]["state"], jobs["acme-train"]["nodes"]) == (RUNNING, ["gpus/0"])
         assert (jobs["acme-wait"]["reason"], jobs["acme-wait"]["message"]) == (
-            "quota", "queue acme-q's quota would be exceeded (gpu 1 in use + 1 asked > 1)")
+            "quota", "queue acme-q uses 1/1 GPUs and the job asks 1 more (no cohort to borrow from)")
         assert (jobs["globex-big"]["reason"], jobs["globex-big"]["message"]) == (
             "capacity", "needs 2 GPU, 1 CPU, 0 GiB at once; free now: T4: 1 GPU, 7 CPU, 16 GiB")
         pool = board.get("acme")["pools"][0]

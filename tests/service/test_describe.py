@@ -19,22 +19,20 @@ from altostrat.workload.job import Job
 
 
 class Live:
-    """An engine with the quota gate appended, as the reconciler builds it."""
+    """An engine with the quota gate appended, as the reconciler builds it (a job's engine tenant is its queue)."""
 
     def __init__(self, gpus_per_node: list[int], policy: str = "fcfs+best-fit", quotas: dict | None = None) -> None:
         nodes = [Node(i, f"p/{i}", "p", "T4", g, 16 * MILLI, 64 * 1024) for i, g in enumerate(gpus_per_node)]
-        self.gate = QueueQuotaGate()
-        for queue, quota in (quotas or {"q": {}}).items():
-            self.gate.set_queue(queue, quota)
+        self.gate = QueueQuotaGate({queue: {"quota": quota} for queue, quota in (quotas or {"q": {}}).items()})
         self.policy = policy
         parsed = parse_policy(policy)
         self.engine = Engine(ClusterState(nodes), dataclasses.replace(parsed, gates=(*parsed.gates, self.gate)))
         self.jobs: dict[str, Job] = {}
 
     def submit(self, name: str, now: float, gpus: float = 1, tasks: int = 1, duration: float = 100.0,
-               queue: str = "q", tenant: str = "a") -> Job:
+               queue: str = "q") -> Job:
         job = Job(id=name, submit=now, duration=duration, tasks=tasks, gpu_milli=round(gpus * MILLI),
-                  cpu_milli=MILLI, mem_mib=1024, tenant=tenant, idx=len(self.jobs))
+                  cpu_milli=MILLI, mem_mib=1024, tenant=queue, idx=len(self.jobs))
         self.jobs[name] = job
         self.gate.queue_of[job.idx] = queue
         self.engine.submit(job, now)
@@ -51,7 +49,7 @@ def test_quota_comes_before_capacity():
     live.submit("a", 0)
     live.submit("b", 1)
     snap = live.snap("b", 2)
-    assert (snap.reason, snap.message) == ("quota", "queue q's quota would be exceeded (gpu 1 in use + 1 asked > 1)")
+    assert (snap.reason, snap.message) == ("quota", "queue q uses 1/1 GPUs and the job asks 1 more (no cohort to borrow from)")
 
 
 def test_quota_holds_a_job_while_gpus_are_free_and_the_estimate_honours_it():
@@ -113,25 +111,25 @@ def test_order_when_it_would_fit_behind_a_blocked_head():
 
 def test_the_messages_name_no_other_tenants_job():
     # the job's tenant reads its reason: another tenant's job ahead of it is not named
-    live = Live([4])
+    live = Live([4], quotas={"q": {}, "b": {}})
     live.submit("a", 0, gpus=2)
-    live.submit("their-head", 1, gpus=4, tenant="b")
+    live.submit("their-head", 1, gpus=4, queue="b")
     live.submit("small", 2, gpus=1)
     assert live.snap("small", 3).message == ("it would fit now, but 1 job(s) come first in the policy's order "
-                                             "(first: a job of another tenant) and the policy starts jobs in that order")
+                                             "(first: a job of another queue) and the policy starts jobs in that order")
 
 
 @pytest.mark.parametrize("policy, reason", [("drf+best-fit", "fair-share"), ("fcfs+best-fit", "capacity")])
 def test_fair_share_only_under_a_fair_share_order(policy, reason):
-    live = Live([1], policy=policy)
-    live.submit("x-running", 0, tenant="x")
-    live.submit("y-first", 1, tenant="y")
-    live.submit("x-second", 2, tenant="x")
+    live = Live([1], policy=policy, quotas={"x": {}, "y": {}})
+    live.submit("x-running", 0, queue="x")
+    live.submit("y-first", 1, queue="y")
+    live.submit("x-second", 2, queue="x")
     snap = live.snap("x-second", 3)
     assert snap.reason == reason
     if reason == "fair-share":
         assert snap.position == 1
-        assert snap.message == "1 job(s) of 1 other tenant(s) come first under drf+best-fit's fair-share order"
+        assert snap.message == "1 job(s) of 1 other queue(s) come first under drf+best-fit's fair-share order"
 
 
 def test_estimated_start_is_the_running_jobs_expected_time_left():

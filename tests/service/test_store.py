@@ -103,9 +103,7 @@ def test_tokens_are_stored_only_as_hashes(store, tmp_path):
 
 
 def test_quota_gate_holds_and_rejects_within_the_engine():
-    gate = QueueQuotaGate()
-    gate.set_queue("small", {"gpu": 1})
-    gate.set_queue("big", {})
+    gate = QueueQuotaGate({"small": {"quota": {"gpu": 1}}, "big": {}})
     policy = parse_policy("fcfs+best-fit")
     engine = Engine(cluster(("V100", 4, 1)), dataclasses.replace(policy, gates=(gate,)))
     a, b, c, wide = job("a", 0, 10), job("b", 0, 10), job("c", 0, 10), job("wide", 0, 10, gpus=2)

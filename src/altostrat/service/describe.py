@@ -9,23 +9,25 @@ docs/service.md, "Describe", has the reasons and the estimate's assumptions.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from altostrat.cluster.state import Alloc, ClusterState, Node, allowed_on
-from altostrat.engine import Engine
+from altostrat.engine import Engine, PolicyContext
+from altostrat.policy.gate.budget import BudgetGate
 from altostrat.policy.order.cost_fair import CostFair
 from altostrat.policy.order.drf import DominantResourceFairness
 from altostrat.policy.order.ftf import FinishTimeFairness
 from altostrat.policy.registry import parse_policy
 from altostrat.resources import MILLI
-from altostrat.service.quota import QueueQuotaGate
+from altostrat.service.quota import QueueQuotaGate, queue_policy
 from altostrat.sim.eventlog import START
 from altostrat.sim.simulator import simulate
 from altostrat.workload.job import Job
 
 FAIR_SHARE_ORDERS = (DominantResourceFairness, CostFair, FinishTimeFairness)
 # the primary reason is the first of these that holds (docs/service.md, "Describe")
-REASONS = ("quota", "policy-gate", "fair-share", "capacity", "gang", "order", "next-pass")
+REASONS = ("quota", "budget", "policy-gate", "fair-share", "capacity", "gang", "order", "next-pass")
 
 
 @dataclass
@@ -44,27 +46,29 @@ class Snapshot:
     nodes: list[Node]  # fresh copies of the engine's nodes: nothing allocated
     running: list[tuple[Job, Alloc]]  # each running job, its duration the time it is expected to have left
     queued: list[Job]  # every pending job, its duration the work it has left
-    limits: dict[str, tuple[float, float, float]]
-    queue_of: dict[int, str]
+    gate: QueueQuotaGate  # the queues, nothing in use
+    context: PolicyContext  # queue weights and budgets, periods shifted to the snapshot's clock
 
 
 def pending_reason(engine: Engine, job: Job, now: float, quota: QueueQuotaGate | None,
                    order: list[Job], position: int) -> tuple[str, str]:
     """The first reason of REASONS that holds for a job the engine holds pending; `order` is
     `engine.queue(now)`, the job at `position` in it."""
-    over = quota.over(job) if quota is not None else []
-    if over:
-        parts = ", ".join(f"{key} {used:g} in use + {ask:g} asked > {limit:g}" for key, used, ask, limit in over)
-        return "quota", f"queue {quota.queue_of[job.idx]}'s quota would be exceeded ({parts})"
+    blocked = quota.blocked(job, engine, now) if quota is not None else None
+    if blocked:
+        return "quota", blocked
     for gate in engine.gates:
         if gate is not quota and gate.hold(job, engine, now) is not None:
+            if isinstance(gate, BudgetGate):
+                return "budget", _budget_message(gate, job, engine, now)
             return "policy-gate", f"held by the policy's {type(gate).__name__} gate"
-    # the messages name no other tenant nor its jobs: the job's tenant reads them
+    # the messages name no other tenant, queue nor job: the job's tenant reads them; the
+    # engine's tenant of a live job is its queue
     if isinstance(engine.order, FAIR_SHARE_ORDERS):
         others = {j.tenant for j in order[:position] if j.tenant != job.tenant}
         if others:
             ahead = sum(j.tenant != job.tenant for j in order[:position])
-            return "fair-share", (f"{ahead} job(s) of {len(others)} other tenant(s) come first under "
+            return "fair-share", (f"{ahead} job(s) of {len(others)} other queue(s) come first under "
                                   f"{engine.policy.name}'s fair-share order")
     need = (job.gpu_milli_total, job.cpu_milli * job.tasks, job.mem_mib * job.tasks)
     free = _free_by_model(engine.state.nodes, job)
@@ -78,7 +82,7 @@ def pending_reason(engine: Engine, job: Job, now: float, quota: QueueQuotaGate |
         return "gang", f"enough is free in total, but {where}"
     if position > 0:
         return "order", (f"it would fit now, but {position} job(s) come first in the policy's order "
-                         f"(first: {order[0].id if order[0].tenant == job.tenant else 'a job of another tenant'}) "
+                         f"(first: {order[0].id if order[0].tenant == job.tenant else 'a job of another queue'}) "
                          "and the policy starts jobs in that order"
                          + (" (backfill did not admit it)" if engine.policy.backfill else ""))
     return "next-pass", "it fits now: the engine starts it at its next pass"
@@ -103,6 +107,21 @@ def not_in_engine(status: dict, wall: float) -> tuple[str, str, float | None]:
     return ("retry-backoff" if backoff else "not-admitted",
             status.get("reason") or "not yet taken in by the engine (no Pool, or submitted a moment ago)",
             retry if backoff else None)
+def _budget_message(gate: BudgetGate, job: Job, engine: Engine, now: float) -> str:
+    """Which of its queue's budgets the job's expected spend would overrun, and when it renews."""
+    period, max_usd, max_gh, origin = gate.limits(job.tenant)
+    usd_rate, seconds = gate.bound(job, engine)
+    q = math.floor((now - origin) / period)
+    usd, gh = gate.committed(job.tenant).get(q, (0.0, 0.0))
+    span = min(seconds, origin + (q + 1) * period - now)  # its expected run within this period
+    parts = []
+    if usd + usd_rate * span > max_usd:
+        parts.append(f"{usd:.2f} of {max_usd:.2f} USD committed, the job may cost {usd_rate * span:.2f} more")
+    if gh + job.gpus / 3600 * span > max_gh:
+        parts.append(f"{gh:.3g} of {max_gh:.3g} GPU-hours committed, the job may use {job.gpus / 3600 * span:.3g} more")
+    parts = parts or ["the job's expected run would overrun a later period's budget"]
+    renews = origin + (q + 1) * period - now
+    return f"queue {job.tenant}'s budget this period: {'; '.join(parts)}; the period renews in {renews:.0f} s"
 
 
 def _free_by_model(nodes: list[Node], job: Job) -> dict[str | None, list[int]]:
@@ -141,19 +160,26 @@ def snapshot(engine: Engine, job: Job, now: float, wall: float, quota: QueueQuot
         nodes=[dataclasses.replace(n) for n in engine.state.nodes],  # __post_init__ frees the copy
         running=[(shifted(run.job, max(0.0, run.end - now)), run.alloc) for run in engine.running.values()],
         queued=[shifted(j, engine.work_left.get(j.idx, j.duration)) for j in order],
-        limits=dict(quota.limits), queue_of=dict(quota.queue_of))
+        gate=quota.copy(), context=_shifted(engine.context, now))
+
+
+def _shifted(context: PolicyContext, now: float) -> PolicyContext:
+    """The context on a clock whose 0 is `now`: budget periods start `now` earlier."""
+    if not context.budgets:
+        return context
+    return dataclasses.replace(context, budgets={name: dataclasses.replace(b, origin=b.origin - now)
+                                                 for name, b in context.budgets.items()})
 
 
 def estimate_start(snap: Snapshot) -> float | None:
     """Seconds after the snapshot until the job first starts when the engine runs forward on
     the snapshot's copies with the same policy and quotas, every job taking exactly its
     expected time; None if it never starts then."""
-    gate = QueueQuotaGate()
-    gate.limits, gate.queue_of = dict(snap.limits), dict(snap.queue_of)
-    policy = parse_policy(snap.policy)
-    policy = dataclasses.replace(policy, gates=(*policy.gates, gate))
+    gate = snap.gate.copy()
+    policy = queue_policy(parse_policy(snap.policy), gate, gate.specs)
     jobs = sorted(snap.queued, key=lambda j: (j.submit, j.idx))  # pending jobs arrive again, in their order
-    result = simulate(jobs, ClusterState([dataclasses.replace(n) for n in snap.nodes]), policy, adopted=snap.running)
+    result = simulate(jobs, ClusterState([dataclasses.replace(n) for n in snap.nodes]), policy, adopted=snap.running,
+                      context=snap.context)
     for t, kind, j in zip(result.log.time, result.log.kind, result.log.job):
         if kind == START and j == snap.idx:
             return max(0.0, t)  # a start "in the past" is a start at the next pass

@@ -10,8 +10,9 @@ from __future__ import annotations
 import signal
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from altostrat.budgets import DEFAULT_PERIOD_S
 from altostrat.spec.schema import API_VERSION, GpuSpec, Metadata, Model, ResourcesSpec
 
 # a live job's run time is unknown; the engine still needs one for EASY backfill and SJF
@@ -39,10 +40,34 @@ class QuotaSpec(Model):
     memory_gib: float | None = Field(default=None, ge=0, description="GiB")
 
 
+class BorrowingLimitSpec(QuotaSpec):
+    """The most a queue may hold beyond its quota, borrowed from its cohort; a resource left out is uncapped."""
+
+
+class QueueBudgetSpec(Model):
+    """What a queue's runs may cost per period (docs/service.md, "Queues"); a limit left out is none."""
+
+    usd: float | None = Field(default=None, ge=0, description="USD per period, at its Pools' pricePerHour")
+    gpu_hours: float | None = Field(default=None, ge=0, description="GPU-hours per period")
+    period_s: float = Field(default=DEFAULT_PERIOD_S, gt=0, description="seconds; periods start at multiples of it "
+                                                                         "in Unix time (default 30 days)")
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> QueueBudgetSpec:
+        if self.usd is None and self.gpu_hours is None:
+            raise ValueError("a budget needs usd or gpuHours (or leave budget out)")
+        return self
+
+
 class QueueSpec(Model):
     tenant: str = Field(min_length=1, description="the Tenant this queue belongs to")
     quota: QuotaSpec = QuotaSpec()
-    weight: float = Field(default=1.0, gt=0, description="fair-share weight (stored; used by a later slice)")
+    weight: float = Field(default=1.0, gt=0, description="fair-share weight: fair-share orders rank its share / weight")
+    cohort: str | None = Field(default=None, min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                               description="queues naming the same cohort borrow each other's unused quota")
+    borrowing_limit: BorrowingLimitSpec | None = Field(default=None, description="the most it may hold beyond its "
+                                                                                 "quota (none: no cap)")
+    budget: QueueBudgetSpec | None = None
 
 
 class PoolSpec(Model):
@@ -54,6 +79,7 @@ class PoolSpec(Model):
     cpu: float = Field(gt=0, description="vCPUs per node")
     memory_gib: float = Field(gt=0, description="memory per node in GiB")
     region: str | None = Field(default=None, min_length=1)
+    price_per_hour: float | None = Field(default=None, ge=0, description="USD per node-hour, for queue budgets in USD")
 
 
 class JobResources(ResourcesSpec):
@@ -150,5 +176,8 @@ def parse_object(raw: object) -> _Object:
         raise ObjectError([(field_path(e["loc"]), e["msg"]) for e in exc.errors()]) from None
     if len(obj.metadata.name) > MAX_NAME:
         raise ObjectError([("metadata.name", f"at most {MAX_NAME} characters (a DNS name's limit)")])
+    if isinstance(obj, QueueObject) and obj.spec.borrowing_limit is not None and obj.spec.cohort is None:
+        raise ObjectError([("spec.borrowingLimit", "a queue borrows only from a cohort: set spec.cohort, "
+                                                   "or drop borrowingLimit")])
     return obj
 

@@ -15,7 +15,6 @@ A live job's run time is unknown: the engine plans with `spec.expectedDurationS`
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import queue
@@ -31,7 +30,7 @@ from altostrat.policy.registry import parse_policy
 from altostrat.service import describe
 from altostrat.service import executor as ex
 from altostrat.service.observability import Observer
-from altostrat.service.quota import QueueQuotaGate
+from altostrat.service.quota import QueueQuotaGate, book_past_runs, queue_context, queue_policy
 from altostrat.service.store import (CANCELLED, EXITED, FAILED, LOST, PENDING, RUNNING, STARTING, STOPPED,
                                      STOPPING, SUCCEEDED, Store)
 from altostrat.service.twin import live_job, pool_nodes
@@ -267,8 +266,9 @@ class Reconciler:
         read_at = time.time()
         with self.store.tx() as conn:
             pool_sig = self.store.pool_signature(conn)
-            pools = self.store.specs(conn, "Pool") if pool_sig != self.pool_sig else None
             queues = self.store.specs(conn, "Queue")
+            # a Queue change rebuilds the engine too: its weights, cohorts and budgets live in it
+            pools = self.store.specs(conn, "Pool") if pool_sig != self.pool_sig or queues != self.queues else None
             full = full or self.cursor is None or pools is not None or self.backoff_ends <= read_at
             jobs = self.store.jobs(conn, since=None if full else self.cursor)
         self.cursor = read_at - SYNC_MARGIN_S
@@ -277,12 +277,6 @@ class Reconciler:
         if pools is not None:
             self.pool_sig = pool_sig
             self._rebuild(pools, queues)
-        elif queues != self.queues:
-            self.queues = queues
-            for name, spec in queues.items():
-                self.gate.set_queue(name, spec["quota"])
-            if self.engine is not None:
-                self._apply(self._decide(self.engine.wakeup, self.now()))
         wall = time.time()
         for row in sorted(jobs, key=lambda r: r["id"]):
             live = self.live.get(row["id"])
@@ -305,22 +299,22 @@ class Reconciler:
         return self.engine is not None and live.id in self.engine.pending
 
     def _rebuild(self, pools: dict[str, dict], queues: dict[str, dict]) -> None:
-        """New Pools: a new engine on the new nodes; running jobs keep exactly their devices
+        """New Pools or Queues: a new engine on the new nodes; running jobs keep exactly their devices
         (a pool with tasks running cannot change), pending ones are submitted again in order."""
         nodes = pool_nodes(pools)
         old = self.engine
-        self.gate = QueueQuotaGate()
+        self.gate = QueueQuotaGate(queues)
         self.gate.queue_of = {live.id: live.spec["queue"] for live in self.live.values()}
         self.queues = queues
-        for name, spec in queues.items():
-            self.gate.set_queue(name, spec["quota"])
         self.node_idx = {n.name: n.idx for n in nodes}
         self.engine = None
         if not nodes:
             self.live = {i: live for i, live in self.live.items() if old is None or i not in old.pending}
             return
-        policy = parse_policy(self.policy_name)
-        self.engine = Engine(ClusterState(nodes), dataclasses.replace(policy, gates=(*policy.gates, self.gate)))
+        self.engine = Engine(ClusterState(nodes), queue_policy(parse_policy(self.policy_name), self.gate, queues),
+                             queue_context(queues, self.wall0))
+        with self.store.tx() as conn:  # budgets: what ended runs spent this period (running ones are adopted below)
+            book_past_runs(self.engine, conn, self.wall0, time.time())
         resubmit, recovered = [], []
         for live in self.live.values():
             run = old.running.get(live.id) if old is not None else None
@@ -348,8 +342,9 @@ class Reconciler:
             self._apply(self._decide(self.engine.submit, live.job, self.now()))
 
     def _job(self, row: dict) -> Job:
-        """The engine's view of a Job row, on this run's clock (submitted before it: negative)."""
-        return live_job(row["name"], row["spec"], row["tenant"], row["created_at"] - self.wall0, row["id"])
+        """The engine's view of a Job row, on this run's clock (submitted before it: negative); its
+        queue is its fair-share party."""
+        return live_job(row["name"], row["spec"], row["spec"]["queue"], row["created_at"] - self.wall0, row["id"])
 
     def _submit(self, row: dict) -> None:
         job = self._job(row)

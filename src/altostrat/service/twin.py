@@ -19,24 +19,28 @@ from altostrat.workload.job import Job, number_jobs
 
 
 def pool_nodes(pools: dict[str, dict]) -> list[Node]:
-    """The nodes of Pool specs (camelCase, as stored), pools in name order, named POOL/INDEX."""
+    """The nodes of Pool specs (camelCase, as stored), pools in name order, named POOL/INDEX;
+    a Pool's pricePerHour is each node's price (queue budgets in USD read it)."""
     nodes: list[Node] = []
     for pool in sorted(pools):
         spec = pools[pool]
         gpu = spec.get("gpu")
         for i in range(spec["nodes"]):
             nodes.append(Node(len(nodes), f"{pool}/{i}", pool, gpu["model"] if gpu else None, gpu["count"] if gpu else 0,
-                              round(spec["cpu"] * MILLI), round(spec["memoryGib"] * 1024), region=spec.get("region")))
+                              round(spec["cpu"] * MILLI), round(spec["memoryGib"] * 1024), region=spec.get("region"),
+                              price_per_s=None if spec.get("pricePerHour") is None else spec["pricePerHour"] / 3600))
     return nodes
 
 
-def live_job(name: str, spec: dict, tenant: str | None, submit: float, idx: int, duration: float | None = None) -> Job:
+def live_job(name: str, spec: dict, party: str, submit: float, idx: int, duration: float | None = None) -> Job:
     """The engine's Job for a Job spec submitted at `submit`; it plans with the spec's
-    expectedDurationS unless the real `duration` is known (a replay)."""
+    expectedDurationS unless the real `duration` is known (a replay). `party` is its engine
+    "tenant", which fair-share orders and budgets account by: the service passes the job's
+    Queue (docs/service.md, "Queues")."""
     res = spec["resources"]
     return Job(id=name, submit=submit, duration=spec["expectedDurationS"] if duration is None else duration,
                tasks=spec["tasks"], gpu_milli=round(res["gpu"] * MILLI), cpu_milli=round(res["cpu"] * MILLI),
-               mem_mib=round(res["memoryGib"] * 1024), tenant=tenant or "default", priority=spec["priority"],
+               mem_mib=round(res["memoryGib"] * 1024), tenant=party, priority=spec["priority"],
                deadline=None if spec.get("deadlineS") is None else submit + spec["deadlineS"], idx=idx)
 
 
@@ -49,8 +53,8 @@ def replay(jobs: list[dict], pools: list[dict], policy: str, durations: dict[str
     """
     t0 = min(j["metadata"]["createdAt"] for j in jobs)
     ordered = sorted(jobs, key=lambda j: (j["metadata"]["createdAt"], j["metadata"]["name"]))
-    work = number_jobs([live_job(j["metadata"]["name"], j["spec"], j["metadata"].get("tenant"),
-                                 j["metadata"]["createdAt"] - t0, i, durations[j["metadata"]["name"]])
+    work = number_jobs([live_job(j["metadata"]["name"], j["spec"], j["spec"]["queue"], j["metadata"]["createdAt"] - t0,
+                                 i, durations[j["metadata"]["name"]])
                         for i, j in enumerate(ordered)])
     nodes = pool_nodes({p["metadata"]["name"]: p["spec"] for p in pools})
     result = simulate(work, ClusterState(nodes), parse_policy(policy))

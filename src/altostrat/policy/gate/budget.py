@@ -29,7 +29,7 @@ NEVER_WITHIN = "needs more in one budget period than its tenant's budget"
 @dataclass
 class BudgetGate:
     # Per run (why this piece is not frozen), reset by `bind`.
-    _limits: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # tenant -> (P, usd, GPU-h)
+    _limits: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # tenant -> (P, usd, GPU-h, origin)
     _transfer: object = field(default=None, init=False, repr=False, compare=False)
     _committed: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # tenant -> {q: [usd, GPU-h]}
     _runs: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # job idx -> (usd/s, GPU-h/s, end)
@@ -41,7 +41,7 @@ class BudgetGate:
         if not limited:
             raise PolicyError("gate budget: no tenant has a budget; pass --budgets FILE (a kind: Tenants document) "
                               "or give spec.tenants with budgetUsd or budgetGpuHours in the Workload YAML")
-        self._limits = {n: (b.period_s, allowance(b.usd), allowance(b.gpu_hours)) for n, b in limited.items()}
+        self._limits = {n: (b.period_s, allowance(b.usd), allowance(b.gpu_hours), b.origin) for n, b in limited.items()}
         self._transfer = context.transfer_s
         self._committed, self._runs, self._bounds, self._kinds = {}, {}, {}, None
 
@@ -50,20 +50,20 @@ class BudgetGate:
         limits = self._limits.get(job.tenant)
         if limits is None:
             return None
-        usd_rate, seconds = self._bound(job, engine)
+        usd_rate, seconds = self.bound(job, engine)
         if self._fits(job, limits, now, now + seconds, usd_rate):
             return None
-        period = limits[0]
+        period, origin = limits[0], limits[3]
         if not self._fits_empty(job, limits, seconds, usd_rate):
             return math.inf  # its restart overhead outgrew a period's budget: only a refund can help
-        return (math.floor(now / period) + 1) * period  # the budget resets then
+        return origin + (math.floor((now - origin) / period) + 1) * period  # the budget resets then
 
     def refuse(self, job, engine) -> str | None:
         """Reject at submission a job that no period's whole budget could hold."""
         limits = self._limits.get(job.tenant)
         if limits is None:
             return None
-        usd_rate, seconds = self._bound(job, engine)
+        usd_rate, seconds = self.bound(job, engine)
         return None if self._fits_empty(job, limits, seconds, usd_rate) else NEVER_WITHIN
 
     def started(self, job, run, engine, now) -> None:
@@ -72,33 +72,47 @@ class BudgetGate:
             return
         record = (engine.run_cost_rate(run), job.gpus / 3600, run.end)
         self._runs[job.idx] = record
-        self._charge(job.tenant, limits[0], run.start, run.end, record, +1)
+        self.charge(job.tenant, run.start, run.end, record[0], record[1])
 
     def stopped(self, job, run, engine, now) -> None:
         record = self._runs.pop(job.idx, None)
-        if record is not None and now < record[2]:
-            self._charge(job.tenant, self._limits[job.tenant][0], now, record[2], record, -1)
+        if record is None:
+            return
+        if now < record[2]:  # refund what it did not run
+            self.charge(job.tenant, now, record[2], -record[0], -record[1])
+        elif now > record[2]:  # a live job can run past its expected end: charge the overrun (never in a simulation)
+            self.charge(job.tenant, record[2], now, record[0], record[1])
 
     def committed(self, tenant: str) -> dict[int, tuple[float, float]]:
         """Period index -> (USD, GPU-hours) the tenant's runs have committed there."""
         return {q: (usd, gh) for q, (usd, gh) in self._committed.get(tenant, {}).items()}
 
-    # -- accounts -------------------------------------------------------------------------
-    def _charge(self, tenant, period, start, end, record, sign) -> None:
+    def limits(self, tenant: str) -> tuple[float, float, float, float] | None:
+        """(period seconds, USD, GPU-hours, origin) of a tenant's budget (inf: no limit), None without one."""
+        return self._limits.get(tenant)
+
+    def charge(self, tenant, start, end, usd_per_s, gpu_hours_per_s) -> None:
+        """Book [start, end) at these rates (negative: a refund) in the periods it touches; the
+        live service also books the runs that ended before it (re)built its engine."""
+        limits = self._limits.get(tenant)
+        if limits is None:
+            return
         book = self._committed.setdefault(tenant, {})
-        usd_rate, gh_rate = record[0], record[1]
-        for q, secs in period_overlaps(start, end, period):
+        period, origin = limits[0], limits[3]
+        for q, secs in period_overlaps(start - origin, end - origin, period):
             entry = book.get(q)
             if entry is None:
                 entry = book[q] = [0.0, 0.0]
-            entry[0] += sign * usd_rate * secs
-            entry[1] += sign * gh_rate * secs
+            entry[0] += usd_per_s * secs
+            entry[1] += gpu_hours_per_s * secs
+
+    # -- accounts -------------------------------------------------------------------------
 
     def _fits(self, job, limits, start, end, usd_rate) -> bool:
-        period, max_usd, max_gh = limits
+        period, max_usd, max_gh, origin = limits
         book = self._committed.get(job.tenant, {})
         gh_rate = job.gpus / 3600
-        for q, secs in period_overlaps(start, end, period):
+        for q, secs in period_overlaps(start - origin, end - origin, period):
             usd, gh = book.get(q, (0.0, 0.0))
             if usd + usd_rate * secs > max_usd or gh + gh_rate * secs > max_gh:
                 return False
@@ -107,11 +121,11 @@ class BudgetGate:
     @staticmethod
     def _fits_empty(job, limits, seconds, usd_rate) -> bool:
         """Whether the run fits when it starts at a period's start with nothing committed."""
-        period, max_usd, max_gh = limits
+        period, max_usd, max_gh, _ = limits
         span = min(seconds, period)
         return usd_rate * span <= max_usd and job.gpus / 3600 * span <= max_gh
 
-    def _bound(self, job, engine) -> tuple[float, float]:
+    def bound(self, job, engine) -> tuple[float, float]:
         """(USD per second, seconds): the most the job's next run can cost per second and last."""
         bound = self._bounds.get(job.idx)
         if bound is None:

@@ -5,7 +5,9 @@ jobs hold divided by the cluster's capacity of that resource. The next job comes
 tenant with the smallest dominant share (ties: the tenant whose oldest pending job was
 submitted first); within a tenant jobs go first come, first served. Shares are re-read
 after every job a pass starts, as DRF's progressive filling requires, so one event that
-frees room for several jobs spreads them across tenants. All tenants weigh the same.
+frees room for several jobs spreads them across tenants. A tenant with a fair-share weight
+(its TenantBudget's, default 1; the live service's queues carry one) ranks by dominant share
+/ weight, so under contention a tenant of weight 2 holds twice the share of one of weight 1.
 """
 
 from __future__ import annotations
@@ -37,6 +39,17 @@ class DominantResourceFairness:
     _caps: tuple = field(default=(None, ()), init=False, repr=False, compare=False)
     _engine: object = field(default=None, init=False, repr=False, compare=False)
     _queues: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _weights: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # tenant -> weight != 1
+
+    def bind(self, context) -> None:
+        self._weights = {name: b.weight for name, b in (context.budgets or {}).items() if b.weight != 1}
+        self._engine, self._queues = None, {}
+
+    def share(self, tenant, engine) -> float:
+        """The tenant's dominant share over its weight: smaller goes first."""
+        share = dominant_share(engine.tenant_alloc.get(tenant), self.capacities(engine.state))
+        weight = self._weights.get(tenant)
+        return share if weight is None else share / weight
 
     def capacities(self, state) -> tuple[int, int, int]:
         if self._caps[0] is not state:
@@ -45,8 +58,7 @@ class DominantResourceFairness:
         return self._caps[1]
 
     def key(self, job, engine, now):
-        caps = self.capacities(engine.state)
-        return (dominant_share(engine.tenant_alloc.get(job.tenant), caps), job.submit)
+        return (self.share(job.tenant, engine), job.submit)
 
     def _tenant_queues(self, engine) -> dict:
         if self._engine is not engine:  # a new run: rebuild from its pending jobs
@@ -80,13 +92,11 @@ class DominantResourceFairness:
 
     def ordered(self, engine, now):
         """Pending jobs by progressive filling: always from the currently poorest tenant."""
-        caps = self.capacities(engine.state)
-        alloc = engine.tenant_alloc
         queues = self._tenant_queues(engine)
         cursor = dict.fromkeys(queues, 0)  # the engine dequeues only after the pass
         while cursor:
             # O(tenants) per job yielded: shares change as this pass starts (or preempts) jobs.
-            tenant = min(cursor, key=lambda t: (dominant_share(alloc.get(t), caps), queues[t][cursor[t]]))
+            tenant = min(cursor, key=lambda t: (self.share(t, engine), queues[t][cursor[t]]))
             position = cursor[tenant]
             yield engine.pending[queues[tenant][position][1]]
             if position + 1 < len(queues[tenant]):

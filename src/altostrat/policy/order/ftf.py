@@ -14,7 +14,9 @@ far) go first. Here, for a job submitted at s with reference duration D needing 
   jobs without per-model speeds or without GPUs).
 * N is the number of tenants with jobs in the system (pending or running; Themis' apps
   are tenants here) and C the cluster's GPUs; a gang wider than its tenant's fair share
-  C/N runs proportionally slower in isolation (time-sharing that share).
+  C/N runs proportionally slower in isolation (time-sharing that share). Tenants with a
+  fair-share weight w (their TenantBudget's, default 1) get C × w / (sum of the weights of
+  the N tenants) instead.
 
 While a job runs at v_iso its rho stays constant; while it waits rho grows at 1/T_isolated
 per second, so short waiting jobs overtake long ones quickly. Not preemptive; with
@@ -47,6 +49,10 @@ class FinishTimeFairness:
     # the job and the cluster, and looking it up is most of the cost of a key.
     _iso: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _state: object = field(default=None, init=False, repr=False, compare=False)
+    _weights: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # tenant -> weight != 1
+
+    def bind(self, context) -> None:
+        self._weights = {name: b.weight for name, b in (context.budgets or {}).items() if b.weight != 1}
 
     def key(self, job, engine, now):
         return (-self.rho(job, engine, now), job.submit)
@@ -54,21 +60,23 @@ class FinishTimeFairness:
     def ordered(self, engine, now):
         """Pending jobs by key, per-pass constants computed once, sorted lazily: a pass
         without backfill stops at its first blocked job, so a heap beats a full sort."""
-        fair_share = self._fair_share(engine)
-        ranked = [(-self.rho(j, engine, now, fair_share), j.submit, j.idx) for j in engine.pending.values()]
+        fair_unit = self._fair_unit(engine)
+        ranked = [(-self.rho(j, engine, now, fair_unit), j.submit, j.idx) for j in engine.pending.values()]
         heapq.heapify(ranked)
         pending = engine.pending
         while ranked:
             yield pending[heapq.heappop(ranked)[2]]
 
-    @staticmethod
-    def _fair_share(engine) -> float:
-        """GPUs a tenant would own with 1/N of the cluster (0: a cluster without GPUs)."""
-        return engine.state.gpu_capacity_milli / MILLI / max(1, len(engine.tenant_jobs))
+    def _fair_unit(self, engine) -> float:
+        """GPUs a tenant of weight 1 would own: C / N unweighted (0: a cluster without GPUs)."""
+        weights = self._weights
+        total = sum(weights.get(t, 1.0) for t in engine.tenant_jobs) if weights else len(engine.tenant_jobs)
+        return engine.state.gpu_capacity_milli / MILLI / max(1, total)
 
-    def rho(self, job, engine, now, fair_share: float | None = None) -> float:
-        if fair_share is None:
-            fair_share = self._fair_share(engine)
+    def rho(self, job, engine, now, fair_unit: float | None = None) -> float:
+        if fair_unit is None:
+            fair_unit = self._fair_unit(engine)
+        fair_share = fair_unit * self._weights[job.tenant] if job.tenant in self._weights else fair_unit
         if self._state is not engine.state:
             self._state, self._iso = engine.state, {}
         iso = self._iso.get(job.idx)
