@@ -1,5 +1,5 @@
-"""Crash safety, end to end: `kill -9` the server while 200 jobs are queued or running, restart
-it (twice), and every job ends exactly once: one successful attempt, one run of its command,
+"""Crash safety, end to end, on SQLite and on PostgreSQL: `kill -9` the server while 200 jobs are
+queued or running, restart it (twice), and every job ends exactly once: one successful attempt, one run of its command,
 attempts of a job never overlapping, the pool's GPUs never handed out twice, nothing left
 running. Most jobs sleep 0.1-0.5 s; one in 8 sleeps 4-8 s, so that some still run when the
 restarted server recovers (a restart takes about a second) and must be adopted. The second
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_serve import TOKEN, Server, overlaps
+from test_serve import TOKEN, Server, db_args, overlaps
 
 # live servers and their job processes run one test at a time (`make test` uses --dist loadgroup),
 # so that timings are not fought over by another live test
@@ -77,10 +77,12 @@ def still_running(marks: Path) -> list[int]:
     return pids
 
 
-def test_kill_9_twice_with_200_jobs_every_job_ends_exactly_once(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_kill_9_twice_with_200_jobs_every_job_ends_exactly_once(tmp_path, request, backend):
     rng = random.Random(SEED)
     data, marks = tmp_path / "data", tmp_path / "marks.txt"
-    server = Server(data)
+    db = db_args(request, backend)
+    server = Server(data, *db)
     kills, restarts, outputs = [], [], []
     try:
         r = httpx.post(f"{server.url}/v1/objects:batch", headers=HEADERS, timeout=30,
@@ -99,13 +101,13 @@ def test_kill_9_twice_with_200_jobs_every_job_ends_exactly_once(tmp_path):
         outputs.append(kill(server))
         assert states.count("RUNNING") >= 1 and states.count("PENDING") >= 1, states
         # second kill: soon after the restart, while adopted tasks still run
-        server = Server(data)
+        server = Server(data, *db)
         restarts.append(time.time())  # it answers once it has recovered
         time.sleep(rng.uniform(0.2, 0.6))
         kills.append(time.time())
         outputs.append(kill(server))
 
-        server = Server(data)
+        server = Server(data, *db)
         restarts.append(time.time())
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

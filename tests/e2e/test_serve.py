@@ -58,8 +58,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def db_args(request, backend: str) -> tuple[str, ...]:
+    """serve's arguments for a store on `backend`: SQLite in the data dir (none), or a fresh
+    PostgreSQL database of the test's server (tests/pg.py)."""
+    return ("--db", request.getfixturevalue("pg_url")) if backend == "postgresql" else ()
+
+
 class Server:
     def __init__(self, data_dir: Path, *args: str) -> None:
+        self.args = args
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "ALTOSTRAT_ADMIN_TOKEN": TOKEN}
@@ -104,8 +111,9 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = Server(tmp_path / "data")
+def server(request, tmp_path):
+    """A live server on SQLite; parametrized indirectly with "postgresql", on PostgreSQL."""
+    srv = Server(tmp_path / "data", *db_args(request, getattr(request, "param", "sqlite")))
     yield srv
     if srv.proc.poll() is None:
         srv.proc.kill()
@@ -122,6 +130,7 @@ def overlaps(intervals: list[tuple[float, float]]) -> int:
     return most
 
 
+@pytest.mark.parametrize("server", ["sqlite", "postgresql"], indirect=True)
 def test_jobs_flow_through_serve_and_survive_a_restart(server, tmp_path):
     spec = tmp_path / "objects.yaml"
     spec.write_text(OBJECTS)
@@ -172,9 +181,11 @@ def test_jobs_flow_through_serve_and_survive_a_restart(server, tmp_path):
 
     out = server.stop()
     assert "listening on" in out and out.rstrip().endswith("stopped") and "Traceback" not in out
+    store_line = next(line for line in out.splitlines() if line.startswith("store: "))
+    assert store_line.startswith("store: postgresql+psycopg://postgres@" if server.args else "store: sqlite:///")
 
     # same data dir: everything is still there and nothing runs again
-    again = Server(tmp_path / "data")
+    again = Server(tmp_path / "data", *server.args)
     try:
         time.sleep(1.0)  # a few reconciler turns
         assert list(again.jobs().values()) == final

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from altostrat.service.store import Store, database_url
+from altostrat.service.store import Store
 
 
 @pytest.fixture
-def store(tmp_path):
-    """An empty, migrated store in a temporary folder."""
-    s = Store(database_url(tmp_path, None))
+def store(db_url):
+    """An empty, migrated store, on SQLite and on PostgreSQL."""
+    s = Store(db_url)
     s.upgrade()
     yield s
     s.close()

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from altostrat.service.api import create_app
-from altostrat.service.store import Store, database_url
+from altostrat.service.store import Store
 
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -20,8 +20,8 @@ def job(name: str, **spec) -> dict:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(database_url(tmp_path, None))
+def store(db_url):
+    s = Store(db_url)
     s.upgrade()
     s.ensure_admin_token(TOKEN)
     yield s

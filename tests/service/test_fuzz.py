@@ -7,13 +7,13 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from altostrat.service.api import create_app
-from altostrat.service.store import Store, database_url
+from altostrat.service.store import Store
 
 TOKEN = "fuzz-admin-token"
 
 
-def test_no_operation_answers_5xx(tmp_path):
-    store = Store(database_url(tmp_path, None))
+def test_no_operation_answers_5xx(db_url):
+    store = Store(db_url)
     store.upgrade()
     store.ensure_admin_token(TOKEN)
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(store))

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from altostrat.service.api import create_app
 from altostrat.service.observability import JsonFormatter, configure_logging
 from altostrat.service.reconciler import Reconciler
-from altostrat.service.store import Store, database_url
+from altostrat.service.store import Store
 
 ADMIN = "obs-admin-token"
 SLEEP = [sys.executable, "-c", "import time; time.sleep(30)"]  # the default SIGTERM ends it
@@ -34,8 +34,8 @@ def samples(text: str) -> dict[tuple, float]:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(database_url(tmp_path, None))
+def store(db_url):
+    s = Store(db_url)
     s.upgrade()
     s.ensure_admin_token(ADMIN)
     yield s

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from altostrat.cli import app as cli_app
 from altostrat.service.api import create_app
 from altostrat.service.client import ClientError, connect, context_path, load_context, save_context
-from altostrat.service.store import SUCCEEDED, Store, database_url, upgrade
+from altostrat.service.store import SUCCEEDED, Store, upgrade
 
 # live servers and their job processes run one test at a time (`make test` uses --dist loadgroup),
 # so that timings are not fought over by another live test
@@ -43,9 +43,9 @@ class World:
     """Tenants a, b and c (empty); queues qa, qa-spare (a) and qb (b); pool p; pending jobs ja, jb;
     ended jobs ja-old, jb-old with one logged task each; a token per role."""
 
-    def __init__(self, tmp_path) -> None:
+    def __init__(self, tmp_path, db_url: str) -> None:
         self.dir = tmp_path
-        self.store = Store(database_url(tmp_path, None))
+        self.store = Store(db_url)
         self.store.upgrade()
         self.store.ensure_admin_token(ADMIN)
         self.http = TestClient(create_app(self.store), raise_server_exceptions=False)
@@ -87,8 +87,8 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path):
-    w = World(tmp_path)
+def world(tmp_path, db_url):
+    w = World(tmp_path, db_url)
     yield w
     w.http.close()
     w.store.close()
@@ -292,8 +292,8 @@ def test_every_mutating_call_is_audited_with_token_and_role(world):
     assert all(r["at"] > 0 for r in world.store.audit_rows())
 
 
-def test_migration_0002_keeps_the_audit_rows_of_a_0001_database(tmp_path):
-    store = Store(database_url(tmp_path, None))
+def test_migration_0002_keeps_the_audit_rows_of_a_0001_database(db_url):
+    store = Store(db_url)
     upgrade(store.engine, "0001")
     with store.engine.begin() as conn:
         conn.exec_driver_sql("INSERT INTO audit (at, who, action, target, result) VALUES (1.0, 'admin', 'apply', "
@@ -343,8 +343,8 @@ REQUESTS = st.one_of(
 )
 
 
-def test_property_a_tenant_never_sees_or_changes_another_tenants_objects(tmp_path):
-    world = World(tmp_path)
+def test_property_a_tenant_never_sees_or_changes_another_tenants_objects(tmp_path, db_url):
+    world = World(tmp_path, db_url)
     b_objects = {p: world.call(ADMIN, "GET", p).json()
                  for p in ("/v1/tenants/b", "/v1/queues/qb", "/v1/jobs/jb", "/v1/jobs/jb-old")}
 

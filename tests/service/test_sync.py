@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from altostrat.service.objects import parse_object
-from altostrat.service.store import Store, database_url
 
 
 def apply(store, doc):
@@ -13,9 +12,7 @@ def apply(store, doc):
         store.apply(conn, parse_object(doc))
 
 
-def test_jobs_since_returns_only_what_changed(tmp_path):
-    store = Store(database_url(tmp_path, None))
-    store.upgrade()
+def test_jobs_since_returns_only_what_changed(store):
     apply(store, {"apiVersion": "altostrat/v1", "kind": "Tenant", "metadata": {"name": "a"}})
     apply(store, {"apiVersion": "altostrat/v1", "kind": "Queue", "metadata": {"name": "q"}, "spec": {"tenant": "a"}})
     for name in ("old-1", "old-2"):
@@ -31,4 +28,3 @@ def test_jobs_since_returns_only_what_changed(tmp_path):
     with store.tx() as conn:
         assert sorted(j["name"] for j in store.jobs(conn, since=cursor)) == ["new", "old-1"]
         assert sorted(j["name"] for j in store.jobs(conn)) == ["new", "old-1", "old-2"]
-    store.close()

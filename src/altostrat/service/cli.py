@@ -22,7 +22,8 @@ ServerOpt = Annotated[Optional[str], typer.Option(
 TokenOpt = Annotated[Optional[str], typer.Option("--token", envvar="ALTOSTRAT_TOKEN", show_default=False,
                                                  help="an API token (default: the login context's, for its server)")]
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="SQLite database, job logs and working folders")]
-DbOpt = Annotated[Optional[str], typer.Option("--db", help="a SQLAlchemy URL instead of SQLite in --data-dir")]
+DbOpt = Annotated[Optional[str], typer.Option(
+    "--db", help="postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (or sqlite:///PATH) instead of SQLite in --data-dir")]
 
 DEFAULT_DATA_DIR = Path("altostrat-data")
 
@@ -146,19 +147,24 @@ def register(app: typer.Typer) -> None:
         """Run the control plane: the API, the store and the engine, on this machine's processes."""
         from altostrat.policy.registry import PolicyError
         from altostrat.service.server import serve as run_server
+        from altostrat.service.store import DatabaseUnavailable
 
         try:
             run_server(host, port, data_dir, db, policy, grace_s, echo=lambda line: print(line, flush=True),
                        log_format=log_format.value)
-        except PolicyError as exc:
+        except (PolicyError, DatabaseUnavailable) as exc:
             fail(str(exc))
 
     @db_app.command("upgrade")
     def db_upgrade(data_dir: DataDirOpt = DEFAULT_DATA_DIR, db: DbOpt = None) -> None:
         """Create or migrate the schema to the latest revision (`serve` does this on start)."""
         from altostrat.service.server import open_store, shown
+        from altostrat.service.store import DatabaseUnavailable
 
-        store = open_store(data_dir, db)
+        try:
+            store = open_store(data_dir, db)
+        except DatabaseUnavailable as exc:
+            fail(str(exc))
         print(f"{shown(store.url)}: schema at the latest revision")
         store.close()
 

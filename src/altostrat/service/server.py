@@ -9,15 +9,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from altostrat.service.executor import ENFORCEMENT
-from altostrat.service.store import Store, database_url
+from altostrat.service.store import DatabaseUnavailable, Store, database_url
 
 
 def open_store(data_dir: str | Path, db: str | None) -> Store:
-    """The store named by --db, else SQLite in --data-dir, migrated to the latest schema."""
+    """The store named by --db, else SQLite in --data-dir, migrated to the latest schema; one
+    that cannot be opened is a DatabaseUnavailable naming it (without its password)."""
     store = Store(database_url(data_dir, db))
-    store.upgrade()
+    try:
+        store.upgrade()
+    except OperationalError as exc:
+        store.close()
+        raise DatabaseUnavailable(f"cannot open {shown(store.url)}: {' '.join(str(exc.orig).split())}") from None
     return store
 
 

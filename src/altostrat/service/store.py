@@ -3,7 +3,9 @@
 SQLite (the default, a file in the data directory) runs in WAL mode with synchronous=FULL,
 so a committed transaction survives a crash or power loss, and every transaction starts
 with BEGIN IMMEDIATE, so that read-check-write sequences (apply, idempotency keys) are
-serialised. Callers commit a state transition before acting on it.
+serialised. PostgreSQL (`postgresql://…`, driven by psycopg 3) gets the same guarantee from a
+transaction-level advisory lock taken at BEGIN (_postgres_engine says why). Callers commit a state
+transition before acting on it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
@@ -20,9 +23,13 @@ from pathlib import Path
 
 from sqlalchemy import Connection, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine as SqlEngine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from altostrat.service import tables as t
-from altostrat.service.objects import JobObject, ObjectError, PoolObject, QueueObject, TenantObject, _Object
+from altostrat.service.objects import (MAX_NAME, JobObject, ObjectError, PoolObject, QueueObject, TenantObject,
+                                      _Object)
+from altostrat.spec.schema import Metadata
 
 DB_FILE = "altostrat.db"
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
@@ -31,6 +38,11 @@ ACTIVE = (PENDING, RUNNING)
 # a task ends EXITED, STOPPED (it exited after being told to stop) or LOST (no exit status known)
 STARTING, STOPPING, EXITED, STOPPED, LOST = "STARTING", "STOPPING", "EXITED", "STOPPED", "LOST"
 LIVE_TASK = (STARTING, RUNNING, STOPPING)
+MAX_INT32 = 2**31 - 1  # ids are integer columns: 32 bits on PostgreSQL
+# the key of the advisory lock that serialises PostgreSQL transactions (any constant: one per database)
+PG_LOCK_KEY = int.from_bytes(b"altostra", "big") >> 1
+# an object name's pattern (the schema's): a lookup of any other name finds nothing, unasked
+NAME_RE = re.compile(next(m.pattern for m in Metadata.model_fields["name"].metadata if hasattr(m, "pattern")))
 
 
 class StoreError(Exception):
@@ -45,9 +57,29 @@ class Conflict(StoreError):
     status_code = 409
 
 
+DB_URLS = "sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (psycopg 3)"
+
+
+class DatabaseUnavailable(Exception):
+    """The store's database cannot be used (a bad --db, a server that does not answer); the
+    message never shows a password."""
+
+
 def database_url(data_dir: str | Path, db: str | None) -> str:
+    """The SQLAlchemy URL of the store: `db`, else SQLite in `data_dir`. A plain `postgresql://`
+    (or `postgres://`) URL means psycopg 3, the driver installed with altostrat (SQLAlchemy's
+    default would be psycopg2)."""
     if db:
-        return db
+        try:
+            url = make_url(db)
+        except ArgumentError:
+            raise DatabaseUnavailable(f"--db is not a database URL; use {DB_URLS}") from None
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        if url.get_backend_name() not in ("sqlite", "postgresql") or url.drivername.startswith("postgresql+") \
+                and url.drivername != "postgresql+psycopg":
+            raise DatabaseUnavailable(f"--db: {url.drivername} is not supported; the store runs on {DB_URLS}")
+        return url.render_as_string(hide_password=False)
     path = Path(data_dir).resolve()
     path.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path / DB_FILE}"
@@ -55,7 +87,7 @@ def database_url(data_dir: str | Path, db: str | None) -> str:
 
 def make_engine(url: str) -> SqlEngine:
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return _postgres_engine(url)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -69,6 +101,23 @@ def make_engine(url: str) -> SqlEngine:
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _postgres_engine(url: str) -> SqlEngine:
+    """Every transaction first takes one transaction-level advisory lock, so transactions run
+    one at a time, as SQLite's BEGIN IMMEDIATE makes them: a read-check-write sequence (apply,
+    an idempotency key, a job's transition) never interleaves with another. SERIALIZABLE would
+    allow more concurrency but aborts conflicting transactions, and every `with store.tx()`
+    block (some followed by effects such as spawning a process) would then need a retry loop.
+    PostgreSQL releases the lock at COMMIT or ROLLBACK, and when a client dies (its connection
+    closes). lock_timeout bounds the wait as SQLite's busy timeout does (30 s)."""
+    engine = create_engine(url, pool_pre_ping=True, connect_args={"options": "-c lock_timeout=30s"})
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn) -> None:
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY})")
 
     return engine
 
@@ -259,6 +308,8 @@ class Store:
 
     def _row(self, conn: Connection, kind: str, name: str, scope: str | None = None):
         """The object, or None; with a `scope`, None too when it is another tenant's."""
+        if len(name) > MAX_NAME or not NAME_RE.match(name):
+            return None  # no object has this name; PostgreSQL would refuse some (a NUL) with an error
         q = select(t.objects).where(t.objects.c.kind == kind, t.objects.c.name == name)
         if scope is not None:
             q = q.where(t.objects.c.tenant == scope)
@@ -371,7 +422,9 @@ class Store:
         return self._add_token(conn, token, name or (f"{role} of {tenant}" if tenant else role), role, tenant), token
 
     def revoke_token(self, conn: Connection, token_id: int) -> dict:
-        row = conn.execute(select(t.tokens).where(t.tokens.c.id == token_id)).mappings().first()
+        row = None
+        if token_id <= MAX_INT32:  # PostgreSQL refuses a larger one in a query; none is stored
+            row = conn.execute(select(t.tokens).where(t.tokens.c.id == token_id)).mappings().first()
         if row is None:
             raise NotFound(f"no token {token_id}")
         if row["revoked_at"] is not None:
@@ -399,8 +452,9 @@ class Store:
     @staticmethod
     def audit(conn: Connection, who: str, action: str, target: str, result: str,
               token_id: int | None = None, role: str | None = None) -> None:
-        conn.execute(insert(t.audit).values(at=time.time(), who=who[:200], action=action[:300],
-                                            target=target[:600], result=result[:600], token_id=token_id, role=role))
+        conn.execute(insert(t.audit).values(at=time.time(), who=_text(who, 200), action=_text(action, 300),
+                                            target=_text(target, 600), result=_text(result, 600), token_id=token_id,
+                                            role=role))
 
     def audit_rows(self) -> list[dict]:
         with self.engine.connect() as conn:
@@ -431,6 +485,12 @@ class Store:
             return status, body, False
 
         return self.group.run(once)
+
+
+def _text(s: str, limit: int) -> str:
+    """`s` cut to its column's length, NUL written out: PostgreSQL's text holds no NUL (a request's
+    path may)."""
+    return s.replace("\x00", "\\x00")[:limit]
 
 
 def _view(row, tasks: list[dict]) -> dict:

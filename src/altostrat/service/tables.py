@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+from sqlalchemy import (JSON, BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
                         UniqueConstraint)
 
 metadata = MetaData()
@@ -38,7 +38,9 @@ attempts = Table(
     Column("node", String(300), nullable=False),
     Column("devices", String(200), nullable=False),
     Column("pid", Integer, nullable=True),
-    Column("proc_start", Integer, nullable=True),  # /proc start time, so a reused pid is never mistaken
+    # /proc start time (clock ticks since boot), so a reused pid is never mistaken; 64 bits (0003;
+    # SQLite's INTEGER is 64 bits already)
+    Column("proc_start", BigInteger().with_variant(Integer(), "sqlite"), nullable=True),
     Column("exit_code", Integer, nullable=True),
     Column("log_path", Text, nullable=False),
     Column("started_at", Float, nullable=True),
