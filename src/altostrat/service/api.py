@@ -20,14 +20,16 @@ from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from altostrat.service import watch
 from altostrat.service.auth import Forbidden, Principal, parse_token_request
 from altostrat.service.dashboard import Reasons, add_dashboard
 from altostrat.service.describe import Snapshot, describe_job
 from altostrat.service.objects import KINDS, ObjectError, field_path, kind_of, parse_object
 from altostrat.service.observability import Observer
+from altostrat.service.services import LoadReport, record_load
 from altostrat.service.store import Store, StoreError
 
 log = logging.getLogger("altostrat.api")
@@ -45,14 +47,15 @@ MAX_ID = 2**63 - 1  # the largest integer SQLite (and PostgreSQL's bigint) store
 def create_app(store: Store, wake: Callable[[], None] = lambda: None,
                healthy: Callable[[], str | None] = lambda: None,
                explain: Callable[[str], Snapshot | None] | None = None, observer: Observer | None = None,
-               reasons: Reasons | None = None) -> FastAPI:
+               reasons: Reasons | None = None, watch_max_s: float = watch.MAX_TIMEOUT_S) -> FastAPI:
     """`wake` tells the reconciler the store changed; `healthy` returns why it is not, or None;
     `explain` is Reconciler.explain (None: no engine to ask, and describe answers 503);
     `reasons` is Reconciler.reasons, the dashboard's pending reasons (None: shown as unknown);
-    `observer` holds the metrics `/metrics` serves (the reconciler's; without one, the store's alone)."""
+    `observer` holds the metrics `/metrics` serves (the reconciler's; without one, the store's alone);
+    `watch_max_s` caps a watch's timeoutSeconds."""
     obs = observer if observer is not None else Observer(store)
     app = FastAPI(title="Altostrat control plane", version="v1",
-                  description="Declarative objects (Tenant, Queue, Pool, Job) run by the simulator's engine.")
+                  description="Declarative objects (Tenant, Queue, Pool, Job, Service) run by the simulator's engine.")
 
     def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
@@ -253,11 +256,46 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
             return 200, {"results": results}, records
         return mutate(request, who, key, body, fn, lambda done: done["results"])
 
-    @app.get("/v1/{kind}", tags=["objects"], summary="List the objects of a kind")
-    def list_objects(kind: str, who: Who) -> dict:
+    @app.post("/v1/services/{name}:load", tags=["services"],
+              summary="Report a Service's current load; it runs ceil(load / targetLoad) replicas, within its bounds")
+    def report_load(request: Request, name: str, who: Who,
+                    body: Annotated[dict[str, Any], Body(description='{"value": load}')], key: IdemKey = None) -> JSONResponse:
+        scope = who.require_write("Service")
+        value = LoadReport.parse(body).value
+
+        def fn(conn):
+            view = record_load(store, conn, name, value, scope)
+            return 200, {"result": "recorded", "object": view}, [("load", f"Service/{name}", f"recorded {value:g}")]
+        return mutate(request, who, key, body, fn)
+
+    @app.get("/v1/{kind}", tags=["objects"],
+             summary="List the objects of a kind; with watch=true, a stream of their changes (NDJSON)")
+    async def list_objects(
+        request: Request, kind: str, who: Who,
+        watch_: Annotated[bool, Query(alias="watch", description="stream changes as NDJSON instead")] = False,
+        resource_version: Annotated[float | None, Query(alias="resourceVersion", ge=0, le=1e12, description=(
+            "watch: only changes after this cursor (a list's or an event's resourceVersion); "
+            "without it the stream starts with every object"))] = None,
+        timeout_seconds: Annotated[float, Query(alias="timeoutSeconds", gt=0, le=watch.MAX_TIMEOUT_S,
+                                                description="watch: end the stream after this long")]
+        = watch.DEFAULT_TIMEOUT_S,
+        max_events: Annotated[int, Query(alias="maxEvents", ge=1, le=1_000_000,
+                                         description="watch: end the stream once this many events are sent")]
+        = watch.DEFAULT_MAX_EVENTS,
+        name: Annotated[str | None, Query(min_length=1, max_length=253, description="only the object of this name")] = None,
+    ) -> Response:
         kind = _kind(kind)
-        with store.tx() as conn:
-            return {"items": store.list(conn, kind, who.scope(kind))}
+        scope = who.scope(kind)
+        if watch_:
+            lines = watch.events(store, kind, scope, name, resource_version, min(timeout_seconds, watch_max_s),
+                                 max_events, request.is_disconnected)
+            return StreamingResponse(lines, media_type="application/x-ndjson")
+
+        def read() -> list[dict]:
+            with store.tx() as conn:
+                return store.list(conn, kind, scope)
+        items = [o for o in await run_in_threadpool(read) if name is None or o["metadata"]["name"] == name]
+        return JSONResponse({"items": items, "resourceVersion": watch.cursor(items)})
 
     @app.get("/v1/{kind}/{name}", tags=["objects"], summary="One object, with its status")
     def get_object(kind: str, name: str, who: Who) -> dict:

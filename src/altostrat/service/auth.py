@@ -1,8 +1,9 @@
 """Who may do what: the roles of API tokens and the objects each token sees.
 
     admin   everything: every object, and the tokens themselves
-    tenant  bound to one Tenant: sees its Tenant, its Queues and their Jobs (and every Pool,
-            the shared capacity), and applies, cancels and deletes those Jobs
+    tenant  bound to one Tenant: sees its Tenant, its Queues and their Jobs and Services (and
+            every Pool, the shared capacity), and applies, cancels and deletes those Jobs and
+            Services (and reports their load)
     viewer  reads only: bound to one Tenant (sees what that tenant sees) or, created without
             --tenant, cluster-wide (sees everything)
 
@@ -24,7 +25,7 @@ from altostrat.spec.schema import Model
 
 ADMIN, TENANT, VIEWER = "admin", "tenant", "viewer"
 ROLES = (ADMIN, TENANT, VIEWER)
-TENANT_WRITES = ("Job",)  # the kinds a tenant token changes (its own)
+TENANT_WRITES = ("Job", "Service")  # the kinds a tenant token changes (its own)
 
 
 class Forbidden(Exception):
@@ -59,7 +60,7 @@ class Principal:
             return None
         if self.role == TENANT and kind in TENANT_WRITES:
             return self.tenant
-        raise Forbidden(f"a tenant token changes only Jobs in its own queues; Tenants, Queues and Pools are "
+        raise Forbidden(f"a tenant token changes only Jobs and Services in its own queues; Tenants, Queues and Pools are "
                         f"changed with an admin token (this one is {self.describe()})")
 
     def describe(self) -> str:

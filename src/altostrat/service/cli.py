@@ -78,6 +78,12 @@ def _columns(kind: str, obj: dict) -> dict[str, str]:
     if kind == "Queue":
         quota = ",".join(f"{k}={v:g}" for k, v in spec["quota"].items() if v is not None) or "none"
         return {"NAME": obj["metadata"]["name"], "TENANT": spec["tenant"], "QUOTA": quota, "WEIGHT": f"{spec['weight']:g}"}
+    if kind == "Service":
+        load = status.get("load")
+        return {"NAME": obj["metadata"]["name"], "QUEUE": spec["queue"], "READY": str(status.get("ready", 0)),
+                "DESIRED": str(status.get("desired", "")), "RANGE": f"{spec['minReplicas']}-{spec['maxReplicas']}",
+                "LOAD": "-" if load is None else f"{load:g}", "TARGET": f"{spec['targetLoad']:g}",
+                "RESTARTS": str(status.get("restarts", 0)), "REASON": status.get("reason", "")}
     if kind == "Pool":
         gpu = spec.get("gpu")
         return {"NAME": obj["metadata"]["name"], "NODES": str(spec["nodes"]),
@@ -89,10 +95,61 @@ def _columns(kind: str, obj: dict) -> dict[str, str]:
 def _table(rows: list[dict[str, str]]) -> str:
     if not rows:
         return "no objects"
-    widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in rows[0]}
-    lines = ["  ".join(k.ljust(w) for k, w in widths.items()).rstrip()]
-    lines += ["  ".join(r[k].ljust(w) for k, w in widths.items()).rstrip() for r in rows]
-    return "\n".join(lines)
+    widths = _widths(rows)
+    return "\n".join([_row({k: k for k in widths}, widths)] + [_row(r, widths) for r in rows])
+
+
+def _widths(rows: list[dict[str, str]]) -> dict[str, int]:
+    return {k: max(len(k), *(len(r[k]) for r in rows)) for k in rows[0]}
+
+
+def _row(row: dict[str, str], widths: dict[str, int]) -> str:
+    return "  ".join(row[k].ljust(w) for k, w in widths.items()).rstrip()
+
+
+def _watch(client, kind: str, name: str | None, output: Output) -> None:
+    """`get -w`: the objects, then each change, until Ctrl-C. Each stream the server sends starts
+    with every object; after the first, the differences from what was shown are the changes
+    made while no stream was open (deletions too)."""
+    shown: dict[str, dict] = {}  # name -> the object as last printed
+    widths: dict[str, int] | None = None
+
+    def emit(events: list[tuple[str, dict]]) -> None:
+        nonlocal widths
+        if output is Output.json:
+            for kind_of_change, obj in events:
+                print(json.dumps({"type": kind_of_change, "object": obj}), flush=True)
+            return
+        rows = [{"EVENT": e, **_columns(kind, o)} for e, o in events]
+        if rows and widths is None:  # the first rows set the columns' widths; a longer value later overflows
+            widths = _widths(rows)
+            print(_row({k: k for k in widths}, widths))
+        for row in rows:
+            print(_row(row, widths))
+        sys.stdout.flush()
+
+    first = True
+    while True:  # each stream ends after the server's timeout; the next one starts from every object
+        initial: dict[str, dict] | None = {}
+        for event in client.watch(kind, name):
+            kind_of_change = event["type"]
+            if kind_of_change == "SYNCED":
+                events = [("ADDED" if n not in shown else "MODIFIED", o) for n, o in initial.items()
+                          if n not in shown or shown[n]["metadata"]["resourceVersion"] != o["metadata"]["resourceVersion"]]
+                events += [("DELETED", o) for n, o in shown.items() if n not in initial]
+                if first and not events and output is Output.table:
+                    print("no objects yet; waiting for changes", flush=True)
+                emit(events)
+                shown, initial, first = initial, None, False
+            elif kind_of_change in ("ADDED", "MODIFIED", "DELETED"):
+                obj_name = event["object"]["metadata"]["name"]
+                if initial is not None:
+                    initial[obj_name] = event["object"]
+                elif kind_of_change == "DELETED":
+                    emit([("DELETED", shown.pop(obj_name, event["object"]))])
+                else:
+                    shown[obj_name] = event["object"]
+                    emit([(kind_of_change, event["object"])])
 
 
 def _when(t: float | None) -> str:
@@ -198,9 +255,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command(rich_help_panel="Control plane")
     def get(
-        kind: Annotated[str, typer.Argument(help="tenants, queues, pools or jobs")],
+        kind: Annotated[str, typer.Argument(help="tenants, queues, pools, jobs or services")],
         name: Annotated[Optional[str], typer.Argument(help="one object; all when left out")] = None,
         output: OutputOpt = Output.table,
+        watch: Annotated[bool, typer.Option("--watch", "-w", help="then print each change (an EVENT column; "
+                                                                  "-o json: one event a line) until Ctrl-C")] = False,
         server: ServerOpt = None,
         token: TokenOpt = None,
     ) -> None:
@@ -210,9 +269,16 @@ def register(app: typer.Typer) -> None:
         kind = _kind(kind)
         client = _client(server, token)
         try:
+            if watch:
+                if name:
+                    client.get(kind, name)  # a missing object is an error, as without -w
+                _watch(client, kind, name, output)
+                return
             objs = [client.get(kind, name)] if name else client.list(kind)
         except ClientError as exc:
             fail(str(exc))
+        except KeyboardInterrupt:  # Ctrl-C ends a watch
+            return
         if output is Output.json:
             print(json.dumps(objs[0] if name else objs, indent=2))
         else:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -104,6 +105,23 @@ class Client:
 
     def list(self, kind: str) -> list[dict]:
         return self.call("GET", f"/v1/{kind}").json()["items"]
+
+    def watch(self, kind: str, name: str | None = None, resource_version: float | None = None,
+              timeout_s: float | None = None) -> Iterator[dict]:
+        """The events of one watch stream (service/watch.py), until the server ends it."""
+        params = {k: v for k, v in (("watch", "true"), ("name", name), ("resourceVersion", resource_version),
+                                    ("timeoutSeconds", timeout_s)) if v is not None}
+        try:
+            # the server sends a BOOKMARK at least every 10 s: a read waiting far longer means it is gone
+            with self.http.stream("GET", f"/v1/{kind}", params=params, timeout=httpx.Timeout(30, read=60)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ClientError(describe(response))
+                for line in response.iter_lines():
+                    if line:
+                        yield json.loads(line)
+        except httpx.TransportError as exc:
+            raise ClientError(f"lost {self.server} ({exc}); is `altostrat serve` running?") from None
 
     def get(self, kind: str, name: str) -> dict:
         return self.call("GET", f"/v1/{kind}/{name}").json()

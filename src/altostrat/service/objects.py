@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from altostrat.budgets import DEFAULT_PERIOD_S
 from altostrat.spec.schema import API_VERSION, GpuSpec, Metadata, Model, ResourcesSpec
@@ -18,6 +18,7 @@ from altostrat.spec.schema import API_VERSION, GpuSpec, Metadata, Model, Resourc
 # a live job's run time is unknown; the engine still needs one for EASY backfill and SJF
 DEFAULT_EXPECTED_DURATION_S = 3600.0
 MAX_NAME = 253
+MAX_SERVICE_NAME = MAX_NAME - 13  # room for a replica's "-N" suffix
 
 
 class ObjectError(ValueError):
@@ -119,6 +120,36 @@ class JobSpec(Model):
         return name
 
 
+class ServiceSpec(Model):
+    """Long-running replicas (each a Job of this template) between minReplicas and maxReplicas:
+    ceil(load / targetLoad) of them for the load last reported (services.py)."""
+
+    queue: str = Field(min_length=1, description="the Queue its replicas are submitted to")
+    command: list[str] = Field(min_length=1, description="program and arguments, run without a shell")
+    env: dict[str, str] = {}
+    working_dir: str | None = Field(default=None, min_length=1, description="default: each replica's folder")
+    resources: JobResources = JobResources()
+    priority: int = 0
+    min_replicas: int = Field(default=1, ge=0, le=1000)
+    max_replicas: int = Field(ge=1, le=1000)
+    target_load: float = Field(gt=0, allow_inf_nan=False, description="load units one replica serves")
+    scale_down_delay_s: float = Field(default=60.0, ge=0, le=86_400,
+                                      description="how long the load must stay lower before replicas are removed")
+
+    @field_validator("command")
+    @classmethod
+    def _program(cls, v: list[str]) -> list[str]:
+        return JobSpec._program(v)
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _bounds(cls, v: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_replicas")  # absent when it was invalid itself
+        if low is not None and v < low:
+            raise ValueError(f"must be at least minReplicas ({low})")
+        return v
+
+
 class _Object(Model):
     api_version: Literal["altostrat/v1"]
     metadata: Metadata
@@ -144,7 +175,13 @@ class JobObject(_Object):
     spec: JobSpec
 
 
-KINDS: dict[str, type[_Object]] = {"Tenant": TenantObject, "Queue": QueueObject, "Pool": PoolObject, "Job": JobObject}
+class ServiceObject(_Object):
+    kind: Literal["Service"]
+    spec: ServiceSpec
+
+
+KINDS: dict[str, type[_Object]] = {"Tenant": TenantObject, "Queue": QueueObject, "Pool": PoolObject, "Job": JobObject,
+                                   "Service": ServiceObject}
 # URL and CLI spellings of each kind: `jobs`, `job`, `Job`
 _ALIASES = {alias: kind for kind in KINDS for alias in (kind, kind.lower(), kind.lower() + "s")}
 
@@ -179,5 +216,8 @@ def parse_object(raw: object) -> _Object:
     if isinstance(obj, QueueObject) and obj.spec.borrowing_limit is not None and obj.spec.cohort is None:
         raise ObjectError([("spec.borrowingLimit", "a queue borrows only from a cohort: set spec.cohort, "
                                                    "or drop borrowingLimit")])
+    if obj.kind == "Service" and len(obj.metadata.name) > MAX_SERVICE_NAME:
+        raise ObjectError([("metadata.name", f"at most {MAX_SERVICE_NAME} characters for a Service (its replicas "
+                                             "are named NAME-N)")])
     return obj
 

@@ -14,6 +14,8 @@ from sqlalchemy.exc import OperationalError
 from altostrat.service.executor import ENFORCEMENT
 from altostrat.service.store import DatabaseUnavailable, Store, database_url
 
+SHUTDOWN_S = 5.0  # how long a stop waits for requests in flight
+
 
 def open_store(data_dir: str | Path, db: str | None) -> Store:
     """The store named by --db, else SQLite in --data-dir, migrated to the latest schema; one
@@ -38,6 +40,7 @@ def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: st
     from altostrat.service.api import create_app
     from altostrat.service.observability import configure_logging
     from altostrat.service.reconciler import Reconciler
+    from altostrat.service.services import ServiceController
 
     configure_logging(log_format)
     if log_format == "json":  # stdout keeps only the admin token: a secret stays out of the log pipeline
@@ -48,8 +51,9 @@ def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: st
     data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(data_dir, db)
     reconciler = Reconciler(store, policy, data_dir, grace_s)  # a bad policy fails before anything starts
+    services = ServiceController(store, reconciler.wake)
     token = store.ensure_admin_token(os.environ.get("ALTOSTRAT_ADMIN_TOKEN"))
-    app = create_app(store, reconciler.wake,
+    app = create_app(store, lambda: (reconciler.wake(), services.wake()),
                      healthy=lambda: None if reconciler.error is None else f"reconciler stopped: {reconciler.error!r}",
                      explain=reconciler.explain, observer=reconciler.obs, reasons=reconciler.reasons)
     echo(f"store: {shown(store.url)} (schema migrated); data dir {data_dir}")
@@ -58,17 +62,20 @@ def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: st
     if token is not None:
         token_echo(f"admin token (shown once; only its SHA-256 is stored): {token}")
     reconciler.start()
+    services.start()
     # uvicorn re-raises the signal that stopped it once it is done; handlers that do nothing
     # let the clean-up below run first
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    # log_config=None: uvicorn's records go through configure_logging's handler
+    # log_config=None: uvicorn's records go through configure_logging's handler; an open watch
+    # stream is cut SHUTDOWN_S after a stop, not awaited to its timeout
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
-                                           log_config=None))
+                                           log_config=None, timeout_graceful_shutdown=SHUTDOWN_S))
     echo(f"listening on http://{host}:{port}")
     try:
         server.run()
     finally:
+        services.stop()
         reconciler.stop()
         store.close()
     echo("stopped")

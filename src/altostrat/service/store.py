@@ -27,8 +27,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from altostrat.service import tables as t
-from altostrat.service.objects import (MAX_NAME, JobObject, ObjectError, PoolObject, QueueObject, TenantObject,
-                                      _Object)
+from altostrat.service.objects import (MAX_NAME, JobObject, ObjectError, PoolObject, QueueObject, ServiceObject,
+                                       TenantObject, _Object)
 from altostrat.spec.schema import Metadata
 
 DB_FILE = "altostrat.db"
@@ -250,7 +250,7 @@ class Store:
             if self._row(conn, "Tenant", obj.spec.tenant, scope) is None:
                 raise ObjectError([("spec.tenant", f"no Tenant named {obj.spec.tenant!r}; apply it first")])
             return obj.spec.tenant
-        if isinstance(obj, JobObject):
+        if isinstance(obj, (JobObject, ServiceObject)):
             queue = self._row(conn, "Queue", obj.spec.queue, scope)
             if queue is None:
                 raise ObjectError([("spec.queue", f"no Queue named {obj.spec.queue!r}; apply it first")])
@@ -279,6 +279,9 @@ class Store:
             used = [r["name"] for r in self._rows(conn, "Job", t.objects.c.state.in_(ACTIVE)) if r["spec"]["queue"] == name]
             if used:
                 raise Conflict(f"queue {name} still has active jobs ({', '.join(used[:5])}); cancel them first")
+            used = [r["name"] for r in self._rows(conn, "Service") if r["spec"]["queue"] == name]
+            if used:
+                raise Conflict(f"queue {name} still has services ({', '.join(used[:5])}); delete them first")
         elif kind == "Pool":
             self._pool_idle(conn, name, "delete")
         elif row["state"] in ACTIVE:
