@@ -63,3 +63,33 @@ def write_result(name: str, command: str, figures: dict[str, float], targets: di
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def start_serve(data_dir: str, token: str, port: int | None = None, extra: tuple[str, ...] = ()):
+    """A real `altostrat serve` on loopback (its output discarded), once /healthz answers 200:
+    (the process, its URL, seconds from its spawn to that answer). The caller stops it; pass the
+    previous `port` to restart a server on the same address; `extra`: more serve options."""
+    import socket
+    import sys
+    import time
+
+    import httpx
+
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "altostrat.cli", "serve", "--port", str(port), "--data-dir",
+                             str(data_dir), *extra], env={**os.environ, "ALTOSTRAT_ADMIN_TOKEN": token},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url, time.perf_counter() - t0
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"altostrat serve exited with {proc.returncode} before answering")
+        time.sleep(0.02)

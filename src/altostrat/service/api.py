@@ -97,16 +97,28 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
                             tenant=job["metadata"]["tenant"])
         return JSONResponse(body, status_code=status, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
-    @app.middleware("http")
-    async def audit_refusals(request: Request, call_next):
-        response = await call_next(request)
-        if request.method in MUTATING and not request.scope.get(_AUDITED):
-            def record():
-                with store.tx() as conn:
-                    audit(conn, request.scope.get(_WHO), request.method, request.url.path,
-                          f"refused {response.status_code}")
-            await run_in_threadpool(record)
-        return response
+    class AuditRefusals:
+        """Audits a mutating call its endpoint did not, before its answer leaves. A plain ASGI
+        middleware: starlette's @app.middleware("http") costs a task and a stream per request."""
+
+        def __init__(self, app) -> None:
+            self.app = app
+
+        async def __call__(self, scope, receive, send) -> None:
+            if scope["type"] != "http" or scope["method"] not in MUTATING:
+                return await self.app(scope, receive, send)
+
+            async def send_audited(message) -> None:
+                if message["type"] == "http.response.start" and not scope.get(_AUDITED):
+                    def record():
+                        with store.tx() as conn:
+                            audit(conn, scope.get(_WHO), scope["method"], Request(scope).url.path,
+                                  f"refused {message['status']}")
+                    await run_in_threadpool(record)
+                await send(message)
+            await self.app(scope, receive, send_audited)
+
+    app.add_middleware(AuditRefusals)
 
     @app.exception_handler(Unauthorized)
     async def _401(request: Request, exc: Unauthorized):
@@ -245,15 +257,9 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
                 raise Forbidden(f"objects[{i}] ({obj.kind} {obj.metadata.name}): {exc}") from None
 
         def fn(conn):
-            results, records = [], []
-            for i, obj in enumerate(objs):
-                try:
-                    result, view = store.apply(conn, obj, scope)
-                except ObjectError as exc:  # a reference to an object not (yet) there
-                    raise ObjectError([(f"objects[{i}].{f}", m) for f, m in exc.errors]) from None
-                results.append({"result": result, "object": view})
-                records.append(("apply", f"{obj.kind}/{obj.metadata.name}", result))
-            return 200, {"results": results}, records
+            done = store.apply_many(conn, objs, scope)
+            return 200, {"results": [{"result": result, "object": view} for result, view in done]}, \
+                [("apply", f"{obj.kind}/{obj.metadata.name}", result) for obj, (result, _) in zip(objs, done)]
         return mutate(request, who, key, body, fn, lambda done: done["results"])
 
     @app.post("/v1/services/{name}:load", tags=["services"],

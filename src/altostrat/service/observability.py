@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -50,6 +50,9 @@ class Observer:
                                           "Wall time of each engine call that made a decision",
                                           buckets=DECISION_BUCKETS, registry=r)
         self.errors = Counter("altostrat_reconciler_errors", "Errors that stopped the reconciler", registry=r)
+        self.recovery_seconds = Gauge("altostrat_recovery_seconds",
+                                      "Seconds this start spent settling the tasks a previous run left, adopting "
+                                      "the live ones and making its first scheduling pass", registry=r)
         r.register(_Gauges(store, engine))  # read at each scrape
 
     def decided(self, decisions: list[Decision], seconds: float) -> None:

@@ -45,6 +45,7 @@ RESYNC_S = 0.5  # how stale the reconciler's view of the store may get without a
 FULL_SYNC_S = 10.0
 SYNC_MARGIN_S = 2.0
 TICK_S = 0.05  # reaping interval while tasks run
+SYNC_GAP_S = 0.01  # wake-ups closer than this share one sync (a burst of submissions: one read, not one each)
 BACKOFF_S, BACKOFF_MAX_S = 1.0, 300.0  # retry n waits BACKOFF_S * 2**(n-1), at most BACKOFF_MAX_S
 
 
@@ -89,6 +90,7 @@ class Reconciler:
         self.node_idx: dict[str, int] = {}
         self.pool_sig: tuple | None = None
         self.cursor: float | None = None  # wall time the next incremental sync reads changes from
+        self.seen: dict[int, int] = {}  # id -> resource_version of the jobs the last sync read
         self.backoff_ends = math.inf  # earliest end of a skipped retry's backoff
         self.queues: dict[str, dict] = {}
         self.live: dict[int, Live] = {}
@@ -105,8 +107,10 @@ class Reconciler:
 
     # -- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
+        t0 = time.perf_counter()
         self.recover()
         self.sync()  # builds the engine, which adopts the recovered jobs before any task is reaped
+        self.obs.recovery_seconds.set(time.perf_counter() - t0)
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
         self._thread.start()
 
@@ -200,6 +204,8 @@ class Reconciler:
         try:
             while not self._stop.is_set():
                 woken = self._wake.wait(TICK_S if self.tasks or self._waiting() else RESYNC_S)
+                if woken:
+                    self._stop.wait(last_sync + SYNC_GAP_S - time.monotonic())
                 self._wake.clear()
                 if self._stop.is_set():
                     break
@@ -264,13 +270,19 @@ class Reconciler:
     # -- reading the store ----------------------------------------------------------------
     def sync(self, full: bool = True) -> None:
         read_at = time.time()
-        with self.store.tx() as conn:
+        with self.store.read() as conn:
             pool_sig = self.store.pool_signature(conn)
             queues = self.store.specs(conn, "Queue")
             # a Queue change rebuilds the engine too: its weights, cohorts and budgets live in it
             pools = self.store.specs(conn, "Pool") if pool_sig != self.pool_sig or queues != self.queues else None
             full = full or self.cursor is None or pools is not None or self.backoff_ends <= read_at
-            jobs = self.store.jobs(conn, since=None if full else self.cursor)
+            if full:
+                jobs = self.store.jobs(conn)
+                self.seen = {r["id"]: r["resource_version"] for r in jobs}
+            else:  # the margin re-reads recent changes: decode only those not seen at their version
+                versions = self.store.job_versions(conn, self.cursor)
+                jobs = self.store.jobs_by_id(conn, [i for i, v in versions.items() if self.seen.get(i) != v])
+                self.seen = versions
         self.cursor = read_at - SYNC_MARGIN_S
         if full:
             self.backoff_ends = math.inf

@@ -43,6 +43,7 @@ MAX_INT32 = 2**31 - 1  # ids are integer columns: 32 bits on PostgreSQL
 PG_LOCK_KEY = int.from_bytes(b"altostra", "big") >> 1
 # an object name's pattern (the schema's): a lookup of any other name finds nothing, unasked
 NAME_RE = re.compile(next(m.pattern for m in Metadata.model_fields["name"].metadata if hasattr(m, "pattern")))
+READ_ONLY = "altostrat_read_only"  # the execution option of Store.read's connections
 
 
 class StoreError(Exception):
@@ -100,7 +101,8 @@ def make_engine(url: str) -> SqlEngine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # a read (Store.read) defers its lock: in WAL mode readers never wait for the writer
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -117,7 +119,8 @@ def _postgres_engine(url: str) -> SqlEngine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY})")
+        if not conn.get_execution_options().get(READ_ONLY):  # a read (Store.read) sees what is committed
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY})")
 
     return engine
 
@@ -208,6 +211,13 @@ class Store:
         with self.engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A transaction that only reads: on SQLite it takes no write lock, so it never queues
+        behind (or holds up) the writers."""
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn, conn.begin():
+            yield conn
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -226,10 +236,9 @@ class Store:
             raise Conflict(f"a {kind} named {name!r} exists (names are unique across tenants); choose another name")
         now = time.time()
         if row is None:
-            conn.execute(insert(t.objects).values(
-                kind=kind, name=name, tenant=tenant, spec=spec, labels=labels,
-                state=PENDING if kind == "Job" else None, status={}, resource_version=1, created_at=now, updated_at=now))
-            return "created", self._view(conn, kind, name)
+            values = _new_row(kind, name, tenant, spec, labels, now)
+            conn.execute(insert(t.objects).values(**values))
+            return "created", _view(values, [])
         if row["spec"] == spec and row["labels"] == labels:
             return "unchanged", self._view(conn, kind, name)
         if kind == "Job" and row["state"] != PENDING:
@@ -241,6 +250,44 @@ class Store:
         conn.execute(update(t.objects).where(t.objects.c.id == row["id"]).values(
             spec=spec, labels=labels, tenant=tenant, resource_version=row["resource_version"] + 1, updated_at=now))
         return "updated", self._view(conn, kind, name)
+
+    def apply_many(self, conn: Connection, objs: list[_Object], scope: str | None = None) -> list[tuple[str, dict]]:
+        """apply() each object in order, with the same results; new Jobs whose Queue exists are
+        written by one INSERT per run of them instead of a lookup and an INSERT each. An error
+        names the object's index: `objects[i].field`."""
+        names = sorted({o.metadata.name for o in objs if isinstance(o, JobObject)})
+        taken = set()  # Job names in use; looked up in chunks, below SQLite's limit on bound parameters
+        for k in range(0, len(names), 10_000):
+            taken.update(self._names(conn, "Job", t.objects.c.name.in_(names[k:k + 10_000])))
+        queues: dict[str, str] = {}  # visible queue -> its tenant, looked up once each
+        out: list[tuple[str, dict]] = []
+        batch: list[dict] = []
+
+        def flush() -> None:
+            if batch:
+                conn.execute(insert(t.objects), batch)
+                batch.clear()
+        for i, obj in enumerate(objs):
+            name = obj.metadata.name
+            if isinstance(obj, JobObject) and name not in taken:
+                if obj.spec.queue not in queues:
+                    queue = self._row(conn, "Queue", obj.spec.queue, scope)
+                    if queue is not None:
+                        queues[obj.spec.queue] = queue["tenant"]
+                if obj.spec.queue in queues:
+                    taken.add(name)  # a second object of that name in the batch is an update
+                    batch.append(_new_row("Job", name, queues[obj.spec.queue],
+                                          obj.spec.model_dump(mode="json", by_alias=True), dict(obj.metadata.labels),
+                                          time.time()))
+                    out.append(("created", _view(batch[-1], [])))
+                    continue
+            flush()  # everything before it is written, as apply() in order would have
+            try:
+                out.append(self.apply(conn, obj, scope))
+            except ObjectError as exc:
+                raise ObjectError([(f"objects[{i}].{f}", m) for f, m in exc.errors]) from None
+        flush()
+        return out
 
     def _check_refs(self, conn: Connection, obj: _Object, scope: str | None) -> str | None:
         """The object's tenant; an unknown (or, to `scope`, invisible) tenant or queue is a field error."""
@@ -348,6 +395,18 @@ class Store:
             where.append(t.objects.c.updated_at >= since)
         return [dict(r) for r in self._rows(conn, "Job", *where)]
 
+    def job_versions(self, conn: Connection, since: float) -> dict[int, int]:
+        """id -> resource_version of the active Jobs changed at or after `since`: what an
+        incremental read compares with what it has seen, without decoding specs."""
+        return dict(conn.execute(select(t.objects.c.id, t.objects.c.resource_version).where(
+            t.objects.c.kind == "Job", t.objects.c.state.in_(ACTIVE), t.objects.c.updated_at >= since)).all())
+
+    def jobs_by_id(self, conn: Connection, ids: list[int]) -> list[dict]:
+        out = []
+        for k in range(0, len(ids), 10_000):  # below SQLite's limit on bound parameters
+            out += [dict(r) for r in self._rows(conn, "Job", t.objects.c.id.in_(ids[k:k + 10_000]))]
+        return out
+
     def job_counts(self, conn: Connection) -> dict[tuple[str, str], int]:
         """(queue, state) -> how many Jobs, counted by the database."""
         queue = t.objects.c.spec["queue"].as_string()
@@ -447,7 +506,7 @@ class Store:
         timing can tell only how far a guess's hash matches a stored one, which does not help to
         find a token; the final check is constant-time whatever the database's string comparison."""
         digest = sha256(token)
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             row = conn.execute(select(t.tokens).where(t.tokens.c.sha256 == digest,
                                                       t.tokens.c.revoked_at.is_(None))).mappings().first()
         return dict(row) if row is not None and hmac.compare_digest(row["sha256"], digest) else None
@@ -471,7 +530,7 @@ class Store:
         Returns (status code, body, replayed). A key reused for a different request is a
         field error; a failed request stores nothing, so its retry runs again.
         """
-        digest = sha256(json.dumps(request, sort_keys=True, default=str))
+        digest = sha256(json.dumps(request, sort_keys=True, default=str)) if key is not None else ""
 
         def once(conn: Connection) -> tuple[int, dict, bool]:
             if key is not None:
@@ -494,6 +553,10 @@ def _text(s: str, limit: int) -> str:
     """`s` cut to its column's length, NUL written out: PostgreSQL's text holds no NUL (a request's
     path may)."""
     return s.replace("\x00", "\\x00")[:limit]
+def _new_row(kind: str, name: str, tenant: str | None, spec: dict, labels: dict, now: float) -> dict:
+    """The columns of a new object (its id aside)."""
+    return dict(kind=kind, name=name, tenant=tenant, spec=spec, labels=labels, state=PENDING if kind == "Job" else None,
+                status={}, resource_version=1, created_at=now, updated_at=now)
 
 
 def _view(row, tasks: list[dict]) -> dict:
