@@ -71,18 +71,18 @@ def check_state(state: ClusterState, engine: Engine | None = None) -> None:
         assert not set(engine.running) & set(engine.pending), "a job is both running and pending"
 
 
-def start_serve(data_dir, admin_token: str) -> tuple[subprocess.Popen, str]:
-    """A real `altostrat serve` subprocess on a free loopback port, once /healthz answers:
-    (the process, its URL). The caller stops it."""
+def start_serve(data_dir, admin_token: str, *args: str, out=None, timeout: float = 20) -> tuple[subprocess.Popen, str]:
+    """A real `altostrat serve` subprocess (with more `args`) on a free loopback port, once
+    /healthz answers: (the process, its URL). Its output goes to the file `out`. The caller stops it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    out = tempfile.TemporaryFile("w+")  # not a pipe: one nobody reads would block the server's log once full
+    out = out or tempfile.TemporaryFile("w+")  # not a pipe: one nobody reads would block the server's log once full
     proc = subprocess.Popen([sys.executable, "-m", "altostrat.cli", "serve", "--port", str(port), "--data-dir",
-                             str(data_dir)], env={**os.environ, "ALTOSTRAT_ADMIN_TOKEN": admin_token},
+                             str(data_dir), *args], env={**os.environ, "ALTOSTRAT_ADMIN_TOKEN": admin_token},
                             stdout=out, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:

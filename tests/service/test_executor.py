@@ -64,3 +64,49 @@ def test_the_group_signal_reaches_the_command_and_the_wrapper_records_its_exit(t
     proc.wait(timeout=20)
     assert exit_file.read_text() == "5\n" and ex.exit_status(proc, exit_file) == 5
     assert not ex.alive(ex.Adopted(proc.pid, 1))  # gone (or another process's pid): not alive
+
+
+def test_executors_are_named_in_one_registry(monkeypatch):
+    assert list(ex.EXECUTORS) == ["local", "ray"]
+    assert isinstance(ex.make_executor("local", cgroup_root=None), ex.LocalExecutor)
+    try:
+        ex.make_executor("slurm")
+    except ex.ExecutorError as exc:
+        assert str(exc) == "unknown executor 'slurm'; one of: local, ray"
+    else:
+        raise AssertionError("an unknown executor was made")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as when the extra is not installed: import fails
+    try:
+        ex.make_executor("ray")
+    except ex.ExecutorError as exc:
+        assert str(exc) == "the ray executor needs Ray, an optional extra: pip install 'altostrat[ray]'"
+    else:
+        raise AssertionError("the ray executor was made without Ray")
+
+
+def test_a_tied_wrapper_kills_its_command_when_its_starter_is_gone(tmp_path):
+    """The Ray executor's mode: a Ray worker that exits kills its children (the wrapper) with
+    SIGKILL; the pipe's end then makes the wrapper's sentinel kill the command too."""
+    import subprocess
+
+    log, exit_file = tmp_path / "t.log", tmp_path / "t.exit"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*ex.WRAPPER, "--tied", str(exit_file), PY, "-c",
+                                 "import os, time; print(os.getpid(), flush=True); time.sleep(60)"],
+                                stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.stdin.write(b"\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 20
+    while not log.read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    command = int(log.read_text())
+    start = ex.proc_start(command)
+    assert start is not None
+    proc.kill()  # the wrapper alone, as the worker kills its children
+    assert proc.wait(timeout=20) == -9
+    assert ex.proc_start(command) == start  # its command lives on, orphaned…
+    proc.stdin.close()  # …until the pipe's write end closes, as when the worker is gone
+    deadline = time.monotonic() + 20
+    while ex.alive(ex.Adopted(command, start)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not ex.alive(ex.Adopted(command, start)) and not exit_file.exists()

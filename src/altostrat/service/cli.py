@@ -192,24 +192,46 @@ def register(app: typer.Typer) -> None:
 
     @app.command(rich_help_panel="Control plane")
     def serve(
-        host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
-        data_dir: DataDirOpt = DEFAULT_DATA_DIR,
+        host: Annotated[Optional[str], typer.Option(help="address to listen on (default 127.0.0.1)",
+                                                    show_default=False)] = None,
+        port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="port to listen on (default 8080)", show_default=False)] = None,
+        data_dir: Annotated[Optional[Path], typer.Option(
+            "--data-dir", help=f"SQLite database, job logs and working folders (default {DEFAULT_DATA_DIR})",
+            show_default=False)] = None,
         db: DbOpt = None,
-        policy: Annotated[str, typer.Option(help="ORDER[+PLACEMENT][+backfill][+preempt]…, as for simulate")] = "fcfs+best-fit",
-        grace_s: Annotated[float, typer.Option("--grace-s", min=0, help="seconds between the checkpoint signal and SIGKILL")] = 30.0,
-        log_format: Annotated[LogFormat, typer.Option(help="the log on stderr: text lines, or a JSON object a line")]
-        = LogFormat.text,
+        policy: Annotated[Optional[str], typer.Option(
+            help="ORDER[+PLACEMENT][+backfill][+preempt]…, as for simulate (default fcfs+best-fit)",
+            show_default=False)] = None,
+        grace_s: Annotated[Optional[float], typer.Option(
+            "--grace-s", min=0, help="seconds between the checkpoint signal and SIGKILL (default 30)",
+            show_default=False)] = None,
+        log_format: Annotated[Optional[LogFormat], typer.Option(
+            help="the log on stderr: text lines, or a JSON object a line (default text)", show_default=False)] = None,
+        executor: Annotated[Optional[str], typer.Option(
+            help="where tasks run: local (this machine's processes) or ray (a Ray cluster) (default local)",
+            show_default=False)] = None,
+        ray_address: Annotated[Optional[str], typer.Option(
+            help="the Ray cluster for --executor ray (default: RAY_ADDRESS, else a local Ray)", show_default=False)] = None,
+        config: Annotated[Optional[Path], typer.Option(
+            "--config", help="a YAML file of these options (dataDir, graceS, ray: {address}…); flags override it",
+            show_default=False)] = None,
     ) -> None:
-        """Run the control plane: the API, the store and the engine, on this machine's processes."""
+        """Run the control plane: the API, the store and the engine; tasks run on this machine or on Ray."""
         from altostrat.policy.registry import PolicyError
+        from altostrat.service.config import ConfigError, load
+        from altostrat.service.executor import ExecutorError
         from altostrat.service.server import serve as run_server
         from altostrat.service.store import DatabaseUnavailable
 
         try:
-            run_server(host, port, data_dir, db, policy, grace_s, echo=lambda line: print(line, flush=True),
-                       log_format=log_format.value)
-        except (PolicyError, DatabaseUnavailable) as exc:
+            cfg = load(config, dict(host=host, port=port, data_dir=data_dir, db=db, policy=policy, grace_s=grace_s,
+                                    log_format=log_format.value if log_format else None, executor=executor,
+                                    ray_address=ray_address))
+            options = {"address": cfg.ray.address} if cfg.executor == "ray" else {}
+            run_server(cfg.host, cfg.port, cfg.data_dir, cfg.db, cfg.policy, cfg.grace_s,
+                       echo=lambda line: print(line, flush=True), log_format=cfg.log_format, executor=cfg.executor,
+                       executor_options=options)
+        except (PolicyError, ConfigError, ExecutorError, DatabaseUnavailable) as exc:
             fail(str(exc))
 
     @db_app.command("upgrade")

@@ -87,7 +87,7 @@ class JobResources(ResourcesSpec):
     """A live task's resources: as a Workload's, with one vCPU by default."""
 
     cpu: float = Field(default=1, ge=0, description="vCPUs per task")
-    memory_gib: float = Field(default=0, ge=0, description="memory per task in GiB; enforced with RLIMIT_AS")
+    memory_gib: float = Field(default=0, ge=0, description="memory per task in GiB; enforced with cgroup v2 or RLIMIT_AS")
 
 
 class JobSpec(Model):

@@ -58,7 +58,7 @@ class Task:
     attempt: int
     node: str
     devices: tuple[int, ...]
-    proc: object  # subprocess.Popen, or ex.Adopted after a restart
+    proc: object  # the executor's handle (local: subprocess.Popen, or ex.Adopted after a restart)
     exit_file: Path
     kill_at: float | None = None  # monotonic time of the SIGKILL once signalled
 
@@ -80,9 +80,11 @@ class Live:
 
 
 class Reconciler:
-    def __init__(self, store: Store, policy: str, data_dir: Path, grace_s: float = 30.0) -> None:
+    def __init__(self, store: Store, policy: str, data_dir: Path, grace_s: float = 30.0,
+                 executor: ex.Executor | None = None) -> None:
         parse_policy(policy)  # a bad name fails at start-up, not in the thread
         self.store, self.policy_name, self.data_dir, self.grace_s = store, policy, Path(data_dir), grace_s
+        self.executor = executor if executor is not None else ex.LocalExecutor()
         self.obs = Observer(store, lambda: self.engine)  # its metrics; the API serves them
         self.mono0, self.wall0 = time.monotonic(), time.time()
         self.engine: Engine | None = None
@@ -160,18 +162,18 @@ class Reconciler:
                 # an attempt its job has left (preempted, stopped, cancelled): its end is a stop
                 settled = job is None or row["attempt"] != job["status"].get("attempts")
                 exit_file = ex.exit_path(row["log_path"])
-                proc = ex.Adopted(row["pid"], row["proc_start"]) if row["pid"] and row["proc_start"] else None
-                if proc is not None and ex.alive(proc):
+                proc = self.executor.adopt(row)
+                if proc is not None and self.executor.alive(proc):
                     task = Task(row["id"], row["job_id"], row["attempt"], row["node"], _devices(row["devices"]), proc,
                                 exit_file)
                     self.tasks[row["id"]] = task
                     if settled:
                         self.store.update_task(conn, row["id"], state=STOPPING)  # write-ahead, as _stop_tasks
                         spec = self.store.job(conn, row["job_id"])["spec"]
-                        ex.signal_group(proc.pid, ex.signal_number(spec["checkpointSignal"]))
+                        self.executor.signal(proc, ex.signal_number(spec["checkpointSignal"]))
                         task.kill_at = time.monotonic() + self.grace_s
                     continue
-                code = None if proc is None else ex.exit_status(proc, exit_file)
+                code = None if proc is None else self.executor.exit_status(proc, exit_file)
                 state = STOPPED if settled or row["state"] == STOPPING else EXITED if code is not None else LOST
                 self.store.update_task(conn, row["id"], state=state, exit_code=code, ended_at=wall)
             for job in current.values():
@@ -427,6 +429,7 @@ class Reconciler:
         folder.mkdir(parents=True, exist_ok=True)
         cwd = Path(spec["workingDir"]) if spec.get("workingDir") else folder
         mem_mib = round(spec["resources"]["memoryGib"] * 1024)
+        signal_number = ex.signal_number(spec["checkpointSignal"])
         for n, (row, index, node, devices) in enumerate(pending):
             env = ex.task_env(spec["env"], {
                 "CUDA_VISIBLE_DEVICES": ",".join(map(str, devices)), "ALTOSTRAT_JOB": live.name,
@@ -434,7 +437,8 @@ class Reconciler:
                 "ALTOSTRAT_NUM_TASKS": str(spec["tasks"]), "ALTOSTRAT_NODE": node})
             logfile = ex.log_path(self.data_dir, live.name, live.id, live.attempt, index)
             try:
-                proc = ex.spawn(spec["command"], env, cwd, mem_mib, logfile)
+                proc = self.executor.spawn(ex.TaskSpec(spec["command"], env, cwd, logfile, spec["resources"]["cpu"],
+                                                       mem_mib, spec["resources"]["gpu"], signal_number))
             except OSError as exc:
                 with self.store.tx() as conn:
                     self.store.update_task(conn, row, state=EXITED, ended_at=time.time())
@@ -443,9 +447,8 @@ class Reconciler:
                 self._stop_tasks(live, "failed")
                 return
             with self.store.tx() as conn:  # write-ahead: the command runs only once its process is on record
-                self.store.update_task(conn, row, state=RUNNING, pid=proc.pid, proc_start=ex.proc_start(proc.pid),
-                                       started_at=time.time())
-            ex.release(proc)
+                self.store.update_task(conn, row, state=RUNNING, **self.executor.identity(proc), started_at=time.time())
+            self.executor.release(proc)
             self.tasks[row] = Task(row, live.id, live.attempt, node, devices, proc, ex.exit_path(logfile))
         self._maybe_conclude(live)
 
@@ -461,7 +464,7 @@ class Reconciler:
         live.unspawned = []
         sig = ex.signal_number(live.spec["checkpointSignal"])
         for task in mine:
-            ex.signal_group(task.proc.pid, sig)
+            self.executor.signal(task.proc, sig)
             task.kill_at = time.monotonic() + self.grace_s
         self._maybe_conclude(live)
 
@@ -482,13 +485,13 @@ class Reconciler:
     # -- processes ------------------------------------------------------------------------
     def _reap(self) -> None:
         for task in list(self.tasks.values()):
-            if ex.alive(task.proc):
+            if self.executor.alive(task.proc):
                 if task.kill_at is not None and time.monotonic() >= task.kill_at:
-                    ex.signal_group(task.proc.pid, 9)
+                    self.executor.kill(task.proc)
                 continue
-            ex.signal_group(task.proc.pid, 9)  # what the task left behind in its session
+            self.executor.kill(task.proc)  # what the task left behind in its session
             del self.tasks[task.row]
-            code = ex.exit_status(task.proc, task.exit_file)
+            code = self.executor.exit_status(task.proc, task.exit_file)
             state = STOPPED if task.kill_at is not None else EXITED if code is not None else LOST
             with self.store.tx() as conn:
                 self.store.update_task(conn, task.row, state=state, exit_code=code, ended_at=time.time())

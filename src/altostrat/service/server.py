@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from altostrat.service.executor import ENFORCEMENT
+from altostrat.service.executor import make_executor
 from altostrat.service.store import DatabaseUnavailable, Store, database_url
 
 SHUTDOWN_S = 5.0  # how long a stop waits for requests in flight
@@ -34,9 +34,11 @@ def shown(url: str) -> str:
 
 
 def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: str, grace_s: float,
-          echo: Callable[[str], None], log_format: str = "text") -> None:
+          echo: Callable[[str], None], log_format: str = "text", executor: str = "local",
+          executor_options: dict | None = None) -> None:
     import uvicorn
 
+    from altostrat.policy.registry import parse_policy
     from altostrat.service.api import create_app
     from altostrat.service.observability import configure_logging
     from altostrat.service.reconciler import Reconciler
@@ -49,8 +51,14 @@ def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: st
         token_echo = echo
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(data_dir, db)
-    reconciler = Reconciler(store, policy, data_dir, grace_s)  # a bad policy fails before anything starts
+    parse_policy(policy)  # a bad policy fails before anything starts
+    runner = make_executor(executor, **(executor_options or {}))  # ExecutorError: Ray missing or unreachable
+    try:
+        store = open_store(data_dir, db)
+    except DatabaseUnavailable:
+        runner.close()
+        raise
+    reconciler = Reconciler(store, policy, data_dir, grace_s, runner)
     services = ServiceController(store, reconciler.wake)
     token = store.ensure_admin_token(os.environ.get("ALTOSTRAT_ADMIN_TOKEN"))
     app = create_app(store, lambda: (reconciler.wake(), services.wake()),
@@ -58,7 +66,7 @@ def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: st
                      explain=reconciler.explain, observer=reconciler.obs, reasons=reconciler.reasons)
     echo(f"store: {shown(store.url)} (schema migrated); data dir {data_dir}")
     echo(f"policy: {policy}")
-    echo(ENFORCEMENT)
+    echo(runner.describe())
     if token is not None:
         token_echo(f"admin token (shown once; only its SHA-256 is stored): {token}")
     reconciler.start()
@@ -77,5 +85,6 @@ def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: st
     finally:
         services.stop()
         reconciler.stop()
+        runner.close()
         store.close()
     echo("stopped")

@@ -13,6 +13,13 @@ The service signals the whole process group, which reaches the command directly;
 wrapper only notes the signal, so that it outlives the command and records its status (a
 handler, unlike SIG_IGN, is not inherited across exec). SIGKILL ends both without a record.
 
+`--tied` first (the Ray executor's tasks): after the go-ahead the wrapper forks a sentinel that
+keeps reading the pipe, and when it reads end-of-file (the process that started the wrapper
+is gone: a Ray worker killed with its driver, or done) it kills the whole process group, the
+command and what it started included, so that a task never outlives the worker that owns it.
+The sentinel, not the wrapper, does it because a Ray worker that exits kills its own
+children, the wrapper among them, with SIGKILL: the sentinel is a grandchild.
+
 Run by path with only the standard library, so that it starts fast and imports nothing of
 the service.
 """
@@ -46,8 +53,16 @@ def write_exit(path: str, code: int) -> None:
         os.close(folder)
 
 
+def sentinel() -> None:
+    """In a forked child: read the pipe until end-of-file, then kill this process group."""
+    while os.read(0, 1):
+        pass
+    os.killpg(0, signal.SIGKILL)
+
+
 def main(argv: list[str]) -> int:
-    exit_file, command = argv[0], argv[1:]
+    tied = argv[0] == "--tied"
+    exit_file, command = argv[tied], argv[tied + 1:]
     for sig in signal.valid_signals() - NOT_NOTED:
         try:
             signal.signal(sig, lambda *_: None)
@@ -55,11 +70,10 @@ def main(argv: list[str]) -> int:
             pass  # reserved on this platform (the C library's real-time signals)
     if os.read(0, 1) == b"":
         return 0  # the service died before recording this process: the command must not run
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
+    if tied and os.fork() == 0:
+        sentinel()
     try:
-        child = subprocess.Popen(command)
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
     except OSError as exc:
         print(f"altostrat: cannot start {command[0]!r}: {exc.strerror}", file=sys.stderr, flush=True)
         code = NOT_FOUND if isinstance(exc, FileNotFoundError) else NOT_EXECUTABLE
