@@ -291,9 +291,9 @@ spec: {{queue: research, command: [\"true\"], resources: {{gpu: 1}}, expectedDur
     assert running[4].split() == ["ATTEMPT", "TASK", "NODE", "DEVICES", "STATE", "EXIT", "STARTED", "ENDED"]
     assert running[5].split()[:5] == ["1", "0", "local/0", "0", "RUNNING"]
 
-    wrong = server.cli("describe", "pool", "local", check=False)
+    wrong = server.cli("describe", "tenant", "team-a", check=False)
     assert wrong.returncode == 2 and wrong.stderr.strip() == \
-        "error: describe pool: only jobs are described; use `altostrat get pool NAME`"
+        "error: describe tenant: jobs, queues, pools and services are described; use `altostrat get tenant NAME`"
     missing = server.cli("describe", "job", "nope", check=False)
     assert missing.returncode == 2 and missing.stderr.strip() == "error: 404 no Job named 'nope'"
     server.cli("cancel", "long")

@@ -160,7 +160,7 @@ def test_revoked_nodes_pay_the_history_only_while_up(tmp_path_factory, rate, see
     work = tuple(job(f"j{i}", 600 * i, 3000, gpus=4, spot=True) for i in range(6))
     result, billing = simulated(tmp_path, work, pool, seed=seed)
     series = load_spot_history(tmp_path / "history")[("aws", "p3.8xlarge", "us-east-1")]
-    t0, t1 = 0.0, max(result.log.time)
+    t1 = max(result.log.time)
     up_since = dict.fromkeys(range(3), 0.0)
     expected = 0.0
     for time, kind, node in zip(result.log.time, result.log.kind, result.log.node):

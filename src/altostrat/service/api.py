@@ -21,12 +21,13 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from altostrat.service import watch
 from altostrat.service.auth import Forbidden, Principal, parse_token_request
 from altostrat.service.dashboard import Reasons, add_dashboard
 from altostrat.service.describe import Snapshot, describe_job
+from altostrat.service.describe_objects import add_describe
 from altostrat.service.objects import KINDS, ObjectError, field_path, kind_of, parse_object
 from altostrat.service.observability import Observer
 from altostrat.service.services import LoadReport, record_load
@@ -159,15 +160,17 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         return JSONResponse({"ok": problem is None, "problem": problem}, status_code=200 if problem is None else 503)
 
     @app.get("/metrics", tags=["meta"], response_class=PlainTextResponse,
-             summary="Prometheus metrics (an admin token or a viewer token of no tenant)")
+             summary="Prometheus metrics: every series, or a tenant's token only its own queues' and the shared pools'")
     def metrics(who: Who) -> Response:
-        if who.tenant is not None:  # every tenant's queues are in them
-            raise Forbidden("the metrics cover every tenant's queues: scrape with an admin token or a "
-                            "viewer token made without --tenant")
-        return Response(generate_latest(obs.registry), media_type=CONTENT_TYPE_LATEST)
+        queues = None
+        if who.tenant is not None:
+            with store.tx() as conn:
+                queues = {q["metadata"]["name"] for q in store.list(conn, "Queue", who.tenant)}
+        return Response(obs.exposition(queues), media_type=CONTENT_TYPE_LATEST)
 
-    # declared before /v1/{kind}, whose pattern their paths also match
+    # declared before /v1/{kind} and /v1/{kind}/{name}, whose patterns their paths also match
     add_dashboard(app, store, Who, reasons)
+    add_describe(app, store, Who, reasons)
 
     @app.get("/v1/whoami", tags=["tokens"], summary="The calling token: its id, name, role and tenant")
     def whoami(who: Who) -> dict:
@@ -317,7 +320,10 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         def fn(conn):
             store.delete(conn, kind, name, scope)
             return 200, {"result": "deleted", "kind": kind, "name": name}, [("delete", f"{kind}/{name}", "deleted")]
-        return mutate(request, who, None, None, fn)
+        response = mutate(request, who, None, None, fn)
+        if kind == "Queue":
+            obs.forget_queue(name)
+        return response
 
     @app.post("/v1/jobs/{name}:cancel", tags=["jobs"], summary="Cancel a job (its tasks get the checkpoint signal)")
     def cancel(request: Request, name: str, who: Who, key: IdemKey = None) -> JSONResponse:

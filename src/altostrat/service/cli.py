@@ -16,6 +16,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from altostrat.service.text import column_widths, row_line, table, when
+
 ServerOpt = Annotated[Optional[str], typer.Option(
     "--server", envvar="ALTOSTRAT_SERVER", show_default=False,
     help="the service's URL (default: the `altostrat login` context's, else http://127.0.0.1:8080)")]
@@ -92,21 +94,6 @@ def _columns(kind: str, obj: dict) -> dict[str, str]:
     return {"NAME": obj["metadata"]["name"]}
 
 
-def _table(rows: list[dict[str, str]]) -> str:
-    if not rows:
-        return "no objects"
-    widths = _widths(rows)
-    return "\n".join([_row({k: k for k in widths}, widths)] + [_row(r, widths) for r in rows])
-
-
-def _widths(rows: list[dict[str, str]]) -> dict[str, int]:
-    return {k: max(len(k), *(len(r[k]) for r in rows)) for k in rows[0]}
-
-
-def _row(row: dict[str, str], widths: dict[str, int]) -> str:
-    return "  ".join(row[k].ljust(w) for k, w in widths.items()).rstrip()
-
-
 def _watch(client, kind: str, name: str | None, output: Output) -> None:
     """`get -w`: the objects, then each change, until Ctrl-C. Each stream the server sends starts
     with every object; after the first, the differences from what was shown are the changes
@@ -122,10 +109,10 @@ def _watch(client, kind: str, name: str | None, output: Output) -> None:
             return
         rows = [{"EVENT": e, **_columns(kind, o)} for e, o in events]
         if rows and widths is None:  # the first rows set the columns' widths; a longer value later overflows
-            widths = _widths(rows)
-            print(_row({k: k for k in widths}, widths))
+            widths = column_widths(rows)
+            print(row_line({k: k for k in widths}, widths))
         for row in rows:
-            print(_row(row, widths))
+            print(row_line(row, widths))
         sys.stdout.flush()
 
     first = True
@@ -152,12 +139,6 @@ def _watch(client, kind: str, name: str | None, output: Output) -> None:
                     emit([(kind_of_change, event["object"])])
 
 
-def _when(t: float | None) -> str:
-    from datetime import datetime, timezone
-
-    return "-" if t is None else datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _description(d: dict) -> str:
     """`describe job` as a table: the job, why it is pending, then its attempts' tasks."""
     lines = [f"Name:      {d['name']}", f"Queue:     {d['queue']} (tenant {d['tenant']})", f"State:     {d['state']}"]
@@ -169,16 +150,16 @@ def _description(d: dict) -> str:
                          "(0: the engine looks at it first)")
         start = pending["estimatedStart"]
         lines.append("Estimated start: " + ("never, with what is known now" if start is None else
-                                            f"{_when(start)} UTC (in {max(0.0, start - time.time()):.0f} s)"))
+                                            f"{when(start)} UTC (in {max(0.0, start - time.time()):.0f} s)"))
     elif d.get("reason"):
         lines.append(f"Reason:    {d['reason']}")
     if d.get("exitCode") is not None:
         lines.append(f"Exit code: {d['exitCode']}")
     rows = [{"ATTEMPT": str(a["attempt"]), "TASK": str(t["task"]), "NODE": t["node"], "DEVICES": t["devices"] or "-",
              "STATE": t["state"], "EXIT": "" if t["exitCode"] is None else str(t["exitCode"]),
-             "STARTED": _when(t["startedAt"]), "ENDED": _when(t["endedAt"])}
+             "STARTED": when(t["startedAt"]), "ENDED": when(t["endedAt"])}
             for a in d["attempts"] for t in a["tasks"]]
-    lines += ["Attempts:", _table(rows) if rows else "none"]
+    lines += ["Attempts:", table(rows) if rows else "none"]
     return "\n".join(lines)
 
 
@@ -304,26 +285,30 @@ def register(app: typer.Typer) -> None:
         if output is Output.json:
             print(json.dumps(objs[0] if name else objs, indent=2))
         else:
-            print(_table([_columns(kind, o) for o in objs]))
+            print(table([_columns(kind, o) for o in objs]))
 
     @app.command(rich_help_panel="Control plane")
     def describe(
-        kind: Annotated[str, typer.Argument(help="job (the one kind described so far)")],
+        kind: Annotated[str, typer.Argument(help="job, queue, pool or service")],
         name: str,
         output: OutputOpt = Output.table,
         server: ServerOpt = None,
         token: TokenOpt = None,
     ) -> None:
-        """A job's attempts and nodes; when pending, why, its queue position and estimated start."""
+        """A job's attempts and nodes (when pending: why, its position, its estimated start); a queue's
+        usage, budget and pending jobs with their reasons; a pool's nodes and jobs; a service's replicas."""
         from altostrat.service.client import ClientError
+        from altostrat.service.describe_text import RENDER
 
-        if _kind(kind) != "Job":
-            fail(f"describe {kind}: only jobs are described; use `altostrat get {kind} NAME`")
+        described = _kind(kind)
+        if described != "Job" and described not in RENDER:
+            fail(f"describe {kind}: jobs, queues, pools and services are described; use `altostrat get {kind} NAME`")
         try:
-            found = _client(server, token).describe(name)
+            found = _client(server, token).describe(name, described)
         except ClientError as exc:
             fail(str(exc))
-        print(json.dumps(found, indent=2) if output is Output.json else _description(found))
+        print(json.dumps(found, indent=2) if output is Output.json else
+              _description(found) if described == "Job" else RENDER[described](found))
 
     @app.command(rich_help_panel="Control plane")
     def delete(kind: str, name: str, server: ServerOpt = None, token: TokenOpt = None) -> None:
@@ -424,5 +409,5 @@ def register(app: typer.Typer) -> None:
             items = _client(server, token).tokens()
         except ClientError as exc:
             fail(str(exc))
-        print(_table([{"ID": str(i["id"]), "ROLE": i["role"], "TENANT": i["tenant"] or "-", "NAME": i["name"],
-                       "CREATED": _when(i["createdAt"]), "REVOKED": _when(i["revokedAt"])} for i in items]))
+        print(table([{"ID": str(i["id"]), "ROLE": i["role"], "TENANT": i["tenant"] or "-", "NAME": i["name"],
+                       "CREATED": when(i["createdAt"]), "REVOKED": when(i["revokedAt"])} for i in items]))

@@ -132,8 +132,8 @@ class Client:
     def cancel(self, name: str) -> dict:
         return self.call("POST", f"/v1/jobs/{name}:cancel").json()
 
-    def describe(self, name: str) -> dict:
-        return self.call("GET", f"/v1/jobs/{name}:describe").json()
+    def describe(self, name: str, kind: str = "Job") -> dict:
+        return self.call("GET", f"/v1/{kind.lower()}s/{name}:describe").json()
 
     def logs(self, name: str, attempt: int | None = None, task: int | None = None) -> str:
         params = {k: v for k, v in (("attempt", attempt), ("task", task)) if v is not None}

@@ -24,7 +24,7 @@ from altostrat.service.objects import QuotaSpec
 from altostrat.service.store import PENDING, RUNNING, Store, pool_of
 from altostrat.spec.schema import Model
 
-# job name -> (reason, message) for the jobs of a set of names the engine holds pending
+# job name -> (reason, message) for the jobs of a set of names the engine holds pending, in its order
 Reasons = Callable[[set[str]], dict[str, tuple[str, str]]]
 STATE_ORDER = {RUNNING: 0, PENDING: 1}  # the active jobs first, then the ended ones
 STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
@@ -88,7 +88,7 @@ def _percent(part: float, whole: float) -> float:
     return round(100.0 * part / whole, 1)
 
 
-def _amounts(resources: list[dict], times: list[int] | None = None) -> Amounts:
+def total_amounts(resources: list[dict], times: list[int] | None = None) -> Amounts:
     """The sum of job `resources` specs (per task), each `times` over (its tasks)."""
     times = times or [1] * len(resources)
     return Amounts(**{field: sum(r[key] * n for r, n in zip(resources, times)) for field, key in
@@ -104,7 +104,7 @@ def summarize(store: Store, who: Principal, reasons: Reasons | None, limit: int,
         per_task = {job_id: store.job(conn, job_id)["spec"]["resources"] for job_id in {r["job_id"] for r in live}}
     return Dashboard(generated_at=wall, role=who.role, tenant=who.tenant, queues=_queues(queues, jobs),
                      jobs=_jobs(jobs, reasons, limit, wall), jobs_total=len(jobs),
-                     pools=_pools(pools, [(task["node"], per_task[task["job_id"]]) for task in live]))
+                     pools=pool_rows(pools, [(task["node"], per_task[task["job_id"]]) for task in live]))
 
 
 def _queues(queues: list[dict], jobs: list[dict]) -> list[QueueRow]:
@@ -115,30 +115,33 @@ def _queues(queues: list[dict], jobs: list[dict]) -> list[QueueRow]:
         rows.append(QueueRow(name=q["metadata"]["name"], tenant=q["spec"]["tenant"],
                              quota=QuotaSpec.model_validate(q["spec"]["quota"]), weight=q["spec"]["weight"],
                              pending=sum(j["status"]["state"] == PENDING for j in mine), running=len(running),
-                             used=_amounts([s["resources"] for s in running], [s["tasks"] for s in running])))
+                             used=total_amounts([s["resources"] for s in running], [s["tasks"] for s in running])))
     return rows
+
+
+def explain_pending(pending: list[dict], reasons: Reasons | None, wall: float) -> dict[str, tuple[str, str]]:
+    """Job name -> (reason, message) of PENDING Job views: first those the engine holds, in its
+    order, then the others (retry backoff, not yet taken in) in the order given; all `unknown`
+    when there is no reconciler to ask or it does not answer."""
+    engine_says, unknown = None, "no reconciler runs in this process"
+    if pending and reasons is not None:
+        try:
+            engine_says = reasons({j["metadata"]["name"] for j in pending})
+        except TimeoutError:
+            unknown = "the reconciler did not answer; see /healthz"
+    if engine_says is None:
+        return {j["metadata"]["name"]: ("unknown", unknown) for j in pending}
+    return {**engine_says, **{j["metadata"]["name"]: not_in_engine(j["status"], wall)[:2] for j in pending
+                              if j["metadata"]["name"] not in engine_says}}
 
 
 def _jobs(jobs: list[dict], reasons: Reasons | None, limit: int, wall: float) -> list[JobRow]:
     shown = sorted(jobs, key=lambda j: (STATE_ORDER.get(j["status"]["state"], 2), -j["metadata"]["createdAt"]))[:limit]
-    pending = {j["metadata"]["name"] for j in shown if j["status"]["state"] == PENDING}
-    engine_says, unknown = None, "no reconciler runs in this process"
-    if pending and reasons is not None:
-        try:
-            engine_says = reasons(pending)
-        except TimeoutError:
-            unknown = "the reconciler did not answer; see /healthz"
+    explained = explain_pending([j for j in shown if j["status"]["state"] == PENDING], reasons, wall)
     rows = []
     for j in shown:
         status, name = j["status"], j["metadata"]["name"]
-        reason, message = None, status.get("reason")
-        if status["state"] == PENDING:
-            if engine_says is None:
-                reason, message = "unknown", unknown
-            elif name in engine_says:
-                reason, message = engine_says[name]
-            else:
-                reason, message, _ = not_in_engine(status, wall)
+        reason, message = explained.get(name, (None, status.get("reason")))
         latest = max((t["attempt"] for t in status["tasks"]), default=0)
         nodes = [] if status["state"] == PENDING else list(dict.fromkeys(
             t["node"] for t in status["tasks"] if t["attempt"] == latest and t["node"]))
@@ -150,7 +153,7 @@ def _jobs(jobs: list[dict], reasons: Reasons | None, limit: int, wall: float) ->
     return rows
 
 
-def _pools(pools: list[dict], tasks: list[tuple[str, dict]]) -> list[PoolRow]:
+def pool_rows(pools: list[dict], tasks: list[tuple[str, dict]]) -> list[PoolRow]:
     """`tasks`: (node, the job's per-task resources) of every task alive."""
     rows = []
     for p in pools:
@@ -158,7 +161,7 @@ def _pools(pools: list[dict], tasks: list[tuple[str, dict]]) -> list[PoolRow]:
         gpu = spec.get("gpu")
         n = spec["nodes"]
         cap = Amounts(gpu=n * gpu["count"] if gpu else 0, cpu=n * spec["cpu"], memory_gib=n * spec["memoryGib"])
-        held = _amounts([res for node, res in tasks if pool_of(node) == name])
+        held = total_amounts([res for node, res in tasks if pool_of(node) == name])
         rows.append(PoolRow(name=name, nodes=n, gpu_model=gpu["model"] if gpu else None, capacity=cap, allocated=held,
                             gpu_utilization=_percent(held.gpu, cap.gpu) if cap.gpu else None,
                             cpu_utilization=_percent(held.cpu, cap.cpu)))

@@ -89,14 +89,15 @@ def pending_reason(engine: Engine, job: Job, now: float, quota: QueueQuotaGate |
 
 
 def pending_reasons(engine: Engine, jobs: list[Job], now: float, quota: QueueQuotaGate) -> dict[str, tuple[str, str]]:
-    """Job name -> (reason, message) of `jobs`, which the engine holds pending: one order for
-    all and no estimate, so cheap enough for every refresh of the dashboard. Run on the
-    thread that owns `engine`."""
+    """Job name -> (reason, message) of `jobs`, which the engine holds pending, in the engine's
+    order (the first it looks at first): one order for all and no estimate, so cheap enough
+    for every refresh of the dashboard. Run on the thread that owns `engine`."""
     if not jobs:
         return {}
     order = engine.queue(now)
-    position = {j.idx: i for i, j in enumerate(order)}
-    return {job.id: pending_reason(engine, job, now, quota, order, position[job.idx]) for job in jobs}
+    wanted = {job.idx for job in jobs}
+    return {job.id: pending_reason(engine, job, now, quota, order, i)
+            for i, job in enumerate(order) if job.idx in wanted}
 
 
 def not_in_engine(status: dict, wall: float) -> tuple[str, str, float | None]:

@@ -4,7 +4,9 @@
 global one, so several services, or apps in one test process, never share a counter). The
 reconciler counts what it does (attempts started, jobs ended, engine decisions and their
 latency, its own failure); `GET /metrics` adds, at each scrape, the queues' lengths from the
-store and the GPUs the engine holds. Every job life-cycle event is one log record on the
+store and the GPUs the engine holds. A tenant's scrape (`exposition` with its queues) holds
+only the series it may see: its own queues', and the few that name no tenant and that it sees
+elsewhere anyway (TENANT_SHARED). Every job life-cycle event is one log record on the
 `altostrat.jobs` logger whose extra fields (`event`, `job`, `queue`, `attempt`, …) the JSON
 format writes out as keys.
 """
@@ -17,8 +19,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from altostrat.engine import PREEMPT, REJECT, START, Decision, Engine
@@ -31,6 +33,14 @@ jobs_log = logging.getLogger("altostrat.jobs")
 DECISION_BUCKETS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
 # the life-cycle events that end a job, and the state each counts under
 ENDINGS = {"succeeded": SUCCEEDED, "failed": FAILED, "cancelled": CANCELLED}
+# What a tenant's scrape holds, by family (docs/service.md, "Metrics"): the series of its own
+# queues; and the pools' GPU gauges and the reconciler's error count, which name no tenant and
+# which it sees anyway (every Pool and the dashboard's pool sums; /healthz). Every other family
+# (the engine's decisions and their latency: every tenant's activity) is the operator's, and
+# so is any family added later until it is listed here.
+TENANT_PER_QUEUE = frozenset({"altostrat_queue_pending_jobs", "altostrat_queue_running_jobs", "altostrat_jobs_admitted",
+                              "altostrat_jobs_ended"})
+TENANT_SHARED = frozenset({"altostrat_gpus_allocated", "altostrat_gpus_capacity", "altostrat_reconciler_errors"})
 
 
 class Observer:
@@ -54,6 +64,17 @@ class Observer:
                                       "Seconds this start spent settling the tasks a previous run left, adopting "
                                       "the live ones and making its first scheduling pass", registry=r)
         r.register(_Gauges(store, engine))  # read at each scrape
+
+    def exposition(self, queues: set[str] | None = None) -> bytes:
+        """Every metric in the text format; with `queues` (a tenant's), only what that tenant may see."""
+        return generate_latest(self.registry if queues is None else _Scoped(self.registry, queues))
+
+    def forget_queue(self, queue: str) -> None:
+        """Drop a deleted queue's counters, so that a queue created later under its name (maybe
+        another tenant's) starts from zero rather than with the old one's counts."""
+        self.admitted.remove(queue)
+        for state in ENDINGS.values():
+            self.ended.remove(queue, state)
 
     def decided(self, decisions: list[Decision], seconds: float) -> None:
         if decisions:
@@ -100,6 +121,23 @@ class _Gauges(Collector):
             capacity.add_metric([pool], total)
         yield allocated
         yield capacity
+
+
+class _Scoped:
+    """The families of `registry` a tenant whose queues are `queues` may see (TENANT_PER_QUEUE
+    and TENANT_SHARED); what generate_latest reads."""
+
+    def __init__(self, registry: CollectorRegistry, queues: set[str]) -> None:
+        self.registry, self.queues = registry, queues
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            if family.name in TENANT_SHARED:
+                yield family
+            elif family.name in TENANT_PER_QUEUE:
+                mine = Metric(family.name, family.documentation, family.type, family.unit)
+                mine.samples = [s for s in family.samples if s.labels["queue"] in self.queues]
+                yield mine
 
 
 # the attributes every LogRecord has: the others are a call's `extra` fields
