@@ -24,6 +24,7 @@ from altostrat.workload.job import Job
 
 START, PREEMPT, REJECT, BOOT = "start", "preempt", "reject", "boot"
 REVOKED = "revoked"  # a PREEMPT's reason when the job's spot node was taken back
+RECLAIMED = "reclaimed"  # a PREEMPT's reason when a gate took back what the job held (a lender's quota)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,9 @@ class Engine:
         self._on_started = [p.started for p in keepers if hasattr(p, "started")]
         self._on_stopped = [p.stopped for p in keepers if hasattr(p, "stopped")]
         self._refusals = [g.refuse for g in self.gates if hasattr(g, "refuse")]
+        # gates that may name running jobs to preempt for a job they hold: only when the policy preempts
+        self._reclaims = policy.preemption is not None and any(hasattr(g, "reclaim") for g in self.gates)
+        self._no_reclaim: tuple[tuple, set[int]] = ((), set())  # ((state version, wake-ups), jobs whose reclaim failed)
         self._release_at = math.inf  # earliest time a gate asked to look again
         # optional order hooks, for orders that keep their own view of the queue (DRF)
         self._on_enqueue = getattr(policy.order, "enqueued", None)
@@ -286,6 +290,11 @@ class Engine:
             if backfill and seen >= backfill.depth:
                 break
             if gates and self._held(job, now):
+                plan = self._reclaims and reservation is None and self._reclaim(job, now, decisions, started)
+                if plan:
+                    self._start(job, plan, now)
+                    started.append(job)
+                    decisions.append(Decision(START, job))
                 continue
             if reservation is not None:
                 if self.state.gpu_allocated_milli == self.state.gpu_capacity_milli and not self._cpu_only_pending:
@@ -432,6 +441,36 @@ class Engine:
         for run in chosen:
             self._preempt(run, now)
             decisions.append(Decision(PREEMPT, run.job))
+        return plan
+
+    def _reclaim(self, job: Job, now: float, decisions: list[Decision], started: list[Job]):
+        """The job is held by a gate: if that gate alone holds it and names running jobs whose
+        stop would release it (`reclaim`: a lender taking back its lent quota), preempt them
+        when the job then places, and return its plan; else change nothing. A failure is not
+        tried again until the cluster changes or a wake-up (another gate's hold may have ended)."""
+        seen, failed = self._no_reclaim
+        if seen == (self.state.version, self._wakeups) and job.idx in failed:
+            return None
+        holders = [g for g in self.gates if g.hold(job, self, now) is not None]
+        reclaim = getattr(holders[0], "reclaim", None) if len(holders) == 1 else None
+        victims = reclaim(job, self, now) if reclaim is not None else []
+        just_started = {j.idx for j in started}
+        plan = None
+        if victims and not any(run.job.idx in just_started for run in victims):
+            for run in victims:
+                self.state.release(run.job, run.alloc)
+            plan = self.placement.place(job, self.state)
+            if plan is None:
+                for run in victims:
+                    self.state.restore(run.job, run.alloc)
+        if plan is None:
+            if self._no_reclaim[0] != (self.state.version, self._wakeups):
+                self._no_reclaim = ((self.state.version, self._wakeups), set())
+            self._no_reclaim[1].add(job.idx)
+            return None
+        for run in victims:
+            self._preempt(run, now)
+            decisions.append(Decision(PREEMPT, run.job, RECLAIMED))
         return plan
 
     def _preempt(self, run: Run, now: float, lost: bool = False) -> None:

@@ -27,9 +27,9 @@ from altostrat.workload.job import Job, number_jobs
 from helpers import check_state, cluster
 
 
-def queue_job(name: str, queue: str, submit: float = 0.0, duration: float = 10.0, gpus: int = 1) -> Job:
+def queue_job(name: str, queue: str, submit: float = 0.0, duration: float = 10.0, gpus: int = 1, **kw) -> Job:
     """A gang of `gpus` one-GPU tasks whose engine tenant is its queue, as the reconciler's."""
-    return Job(id=name, submit=submit, duration=duration, tasks=gpus, gpu_milli=MILLI, tenant=queue)
+    return Job(id=name, submit=submit, duration=duration, tasks=gpus, gpu_milli=MILLI, tenant=queue, **kw)
 
 
 class Queues:
@@ -68,7 +68,8 @@ def test_a_queue_borrows_within_its_limit_and_the_lender_gets_its_quota_back():
     assert q.submit("b1", "b", 1) == [(START, "b1")]
     assert q.submit("b2", "b", 1) == []  # within b's own quota, but a holds what b lent it
     assert q.why("b2", 1) == ("queue b uses 1/2 GPUs; cohort c has 0 GPUs to lend (4/4 in use: queue a borrows 1) "
-                              "and the job asks 1 more; it waits for the borrowed work to end (no reclaim)")
+                              "and the job asks 1 more; it waits for the borrowed work to end (the policy does not preempt: "
+                              "no reclaim)")
     assert q.gate.used == {"a": [3000, 0, 0], "b": [1000, 0, 0]} and q.gate.cohort_used == {"c": [4000, 0, 0]}
     # a1 ends: a4 comes first in FCFS order and would fit (a 3/3, cohort 4/4) but would borrow
     # again while b2 waits within b's own quota: the lender starts first

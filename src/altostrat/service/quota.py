@@ -7,9 +7,10 @@ up to its quota plus its borrowing limit (none: no cap), as long as the cohort's
 together hold at most the sum of their quotas. The engine holds a job that would break either
 bound now, and rejects one that asks for more than its queue could ever hold. Lenders come
 first: while a job waits that would fit within its own queue's quota, no other queue of its
-cohort starts borrowed work. Nothing is reclaimed: a lender whose quota is lent out waits
-until the borrowed work ends (docs/service.md, "Queues"). It is not registered: quotas are objects of the live service,
-not a policy choice.
+cohort starts borrowed work. Under a policy that preempts, a lender whose quota is lent out
+reclaims it: the gate names the borrowed jobs to preempt (`reclaim`); without preemption it
+waits until the borrowed work ends (docs/service.md, "Queues"). It is not registered: quotas
+are objects of the live service, not a policy choice.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class QueueQuotaGate:
 
     def hold(self, job: Job, engine, now: float) -> float | None:
         # a stop in the queue or its cohort, or a lender's start (events) is what can release it
-        return math.inf if self.blocked(job, engine, now) else None
+        return math.inf if self.blocked(job, engine, now, explain=False) else None
 
     def _fits_own(self, queue: str, ask: tuple[int, int, int]) -> bool:
         used = self.used.get(queue, (0, 0, 0))
@@ -114,9 +115,10 @@ class QueueQuotaGate:
             self._lenders_memo = (key, found)
         return self._lenders_memo[1]
 
-    def blocked(self, job: Job, engine=None, now: float = 0.0) -> str | None:
+    def blocked(self, job: Job, engine=None, now: float = 0.0, explain: bool = True) -> str | None:
         """Why the job's start would take its queue or cohort past a bound now, or borrow while a
-        lender waits (that needs `engine`); None: it may start."""
+        lender waits (that needs `engine`); None: it may start. Without `explain` the reason
+        may be shorter (the engine's hold only asks whether)."""
         queue = self.queue_of[job.idx]
         cohort = self.cohort_of[queue]
         used = self.used.get(queue, (0, 0, 0))
@@ -146,8 +148,8 @@ class QueueQuotaGate:
                 lent = "; ".join(f"queue {q} borrows {show(self.used[q][i] - self.limits[q][i])}" for q in borrowers)
                 why = f"{uses}; cohort {cohort} has {show(lend)} {name} to lend ({show(in_cohort[i])}/" \
                       f"{show(total[i])} in use{': ' + lent if lent else ''}) and {asks}"
-                if u + ask <= quota:  # within its own quota: its quota is lent out, and nothing is reclaimed
-                    why += "; it waits for the borrowed work to end (no reclaim)"
+                if u + ask <= quota and explain:  # within its own quota: its quota is lent out
+                    why += self._reclaim_note(job, engine, now)
                 return why
         if cohort is not None and engine is not None and not self._fits_own(queue, self._ask(job)):
             lender = self._lenders(engine, now).get(cohort)
@@ -155,6 +157,62 @@ class QueueQuotaGate:
                 return (f"queue {queue} would borrow from cohort {cohort}, but queue {lender} has a job waiting "
                         "within its own quota: lenders start first")
         return None
+
+    def _reclaim_note(self, job: Job, engine, now: float) -> str:
+        """What happens to a job whose own quota is lent out: a reclaim, or a wait."""
+        if engine is None or engine.policy.preemption is None:
+            return "; it waits for the borrowed work to end (the policy does not preempt: no reclaim)"
+        victims = self.reclaim(job, engine, now)
+        if not victims:
+            return ("; it waits for the borrowed work to end (too little of it runs wholly beyond its queue's "
+                    "quota to reclaim)")
+        queues = sorted({self.queue_of[run.job.idx] for run in victims})
+        return (f"; reclaim under way: {len(victims)} borrowed job(s) of queue{'s' * (len(queues) > 1)} "
+                f"{', '.join(queues)} are preempted for it once it can start in their place, at its turn in the "
+                "policy's order")
+
+    def reclaim(self, job: Job, engine, now: float) -> list:
+        """The borrowed jobs to preempt so that `job` may start, when it fits within its own
+        queue's quota but its cohort has too little left to lend (docs/service.md, "Queues").
+
+        Candidates are the running jobs of the cohort's other queues, lowest priority then
+        newest first. One is taken only if its queue, without it (and those taken before it),
+        still holds at least its quota of each resource the job still lacks that it uses: it
+        runs wholly beyond its queue's quota there, so a job running even partly within its own
+        queue's quota is never taken. Taking stops as soon as the cohort can lend what the job
+        asks; [] when the candidates cannot make it so.
+        """
+        queue = self.queue_of[job.idx]
+        cohort = self.cohort_of[queue]
+        ask = self._ask(job)
+        if cohort is None or not self._fits_own(queue, ask):
+            return []
+        total = self.cohort_quota(cohort)
+        in_cohort = list(self.cohort_used.get(cohort, (0, 0, 0)))
+
+        def lacking() -> list[int]:
+            return [i for i in range(len(RESOURCES)) if in_cohort[i] + ask[i] > total[i]]
+
+        short = lacking()
+        if not short:
+            return []
+        used = {q: list(self.used.get(q, (0, 0, 0))) for q, c in self.cohort_of.items() if c == cohort and q != queue}
+        borrowing = {q for q, u in used.items() if any(x > limit for x, limit in zip(u, self.limits[q]))}
+        runs = sorted((run for run in engine.running.values() if self.queue_of.get(run.job.idx) in borrowing),
+                      key=lambda run: (run.job.priority, -run.start, -run.job.idx))
+        victims = []
+        for run in runs:
+            q, their = self.queue_of[run.job.idx], self._ask(run.job)
+            uses = [i for i in short if their[i]]
+            if uses and all(used[q][i] - their[i] >= self.limits[q][i] for i in uses):
+                victims.append(run)
+                for i, a in enumerate(their):
+                    used[q][i] -= a
+                    in_cohort[i] -= a
+                short = lacking()
+                if not short:
+                    return victims
+        return []
 
     def started(self, job: Job, run, engine, now: float) -> None:
         self._add(job, +1)

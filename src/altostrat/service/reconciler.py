@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from altostrat.cluster.state import ClusterState
-from altostrat.engine import PREEMPT, REJECT, START, Decision, Engine
+from altostrat.engine import PREEMPT, RECLAIMED, REJECT, START, Decision, Engine
 from altostrat.policy.registry import parse_policy
 from altostrat.service import describe
 from altostrat.service import executor as ex
@@ -382,9 +382,10 @@ class Reconciler:
                 if not self._stop.is_set():  # shutting down: it stays PENDING in the store
                     self._start(live)
             elif d.kind is PREEMPT:
+                why = "preempted: its queue's borrowed quota was reclaimed" if d.reason is RECLAIMED else "preempted"
                 with self.store.tx() as conn:
-                    self.store.update_job(conn, live.id, PENDING, reason="preempted; waiting to run again")
-                self.obs.job("preempted", live.name, live.spec["queue"], f"preempted (attempt {live.attempt})",
+                    self.store.update_job(conn, live.id, PENDING, reason=f"{why}; waiting to run again")
+                self.obs.job("preempted", live.name, live.spec["queue"], f"{why} (attempt {live.attempt})",
                              attempt=live.attempt)
                 self._stop_tasks(live, "preempt")
             elif d.kind is REJECT:
