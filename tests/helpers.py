@@ -93,3 +93,15 @@ def start_serve(data_dir, admin_token: str, *args: str, out=None, timeout: float
     proc.wait()
     out.seek(0)
     raise AssertionError(f"server did not come up: {out.read()}")
+
+
+def until(what: str, check, timeout: float = 60):
+    """Poll `check` until it returns something truthy, and return that; fail naming `what`
+    after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

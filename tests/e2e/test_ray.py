@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import start_serve
+from helpers import start_serve, until
 
 # one worker runs every Ray test (`make test` uses --dist loadgroup): they share one Ray
 pytestmark = pytest.mark.xdist_group("ray")
@@ -96,16 +96,6 @@ def log(url: str, name: str, attempt: int | None = None) -> str:
     return httpx.get(f"{url}/v1/jobs/{name}/logs", headers=HEADERS, params=params, timeout=10).text
 
 
-def wait_for(check, timeout: float = 90, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def stop(proc: subprocess.Popen, out) -> str:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -144,11 +134,11 @@ def test_jobs_run_succeed_fail_and_cancel_on_ray(ray_address, tmp_path):
                                        "resources": {"cpu": 0.5}, "retries": 1}),
                     doc("Job", "stop", {"queue": "q", "command": [sys.executable, "-c", TRAP],
                                         "resources": {"gpu": 1, "cpu": 0.5}, "checkpointSignal": "SIGUSR1"})])
-        wait_for(lambda: "ready" in log(url, "stop"), what="the stop job to run")
+        until("the stop job to run", lambda: "ready" in log(url, "stop"), timeout=90)
         r = httpx.post(f"{url}/v1/jobs/stop:cancel", headers=HEADERS, timeout=10)
         assert (r.status_code, r.json()["result"]) == (202, "cancelling"), r.text
-        final = wait_for(lambda: (j := jobs(url)) and all(s["state"] in TERMINAL for s in j.values()) and j,
-                         what="every job to end")
+        final = until("every job to end", lambda: (j := jobs(url)) and all(s["state"] in TERMINAL for s in j.values()) and j,
+                      timeout=90)
         logs = {name: log(url, name) for name in final}
     finally:
         output = stop(proc, out)
@@ -206,12 +196,12 @@ def test_kill_9_of_the_server_kills_its_ray_tasks_and_the_restart_runs_them_agai
     try:
         apply(url, [*BASE, doc("Job", "long", {"queue": "q", "command": [sys.executable, "-c", MARKED, str(marks)],
                                               "resources": {"gpu": 1}})])
-        wait_for(lambda: marks.exists() and "begin 1" in marks.read_text(), what="attempt 1 to begin")
+        until("attempt 1 to begin", lambda: marks.exists() and "begin 1" in marks.read_text(), timeout=90)
         proc.kill()  # kill -9: the driver is gone, and its Ray tasks with it
         proc.wait(timeout=10)
-        wait_for(lambda: not commands_alive(marks), timeout=60, what="the orphaned command to be killed")
+        until("the orphaned command to be killed", lambda: not commands_alive(marks))
         proc, url, out = serve(data, "--executor", "ray", "--ray-address", ray_address)
-        final = wait_for(lambda: (j := jobs(url)) and j["long"]["state"] in TERMINAL and j, what="the rerun")
+        final = until("the rerun", lambda: (j := jobs(url)) and j["long"]["state"] in TERMINAL and j, timeout=90)
     finally:
         stop(proc, out)
     long = final["long"]

@@ -9,36 +9,22 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import start_serve
+from helpers import start_serve, until
 
 # live servers and their job processes run one test at a time (`make test` uses --dist loadgroup)
 pytestmark = pytest.mark.xdist_group("live-serve")
 
 TOKEN = "services-e2e-token"
-WAIT_S = 60  # generous: the machine may be busy with other tests
 # a replica notes its pid (so that the test can kill it), then serves until stopped
 REPLICA = "import os, time; open(os.environ['ALTOSTRAT_JOB'] + '.pid', 'w').write(str(os.getpid())); time.sleep(600)"
 
 
 def obj(kind: str, name: str, **spec) -> dict:
     return {"apiVersion": "altostrat/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
-
-
-def until(what: str, check: Callable[[], object], timeout: float = WAIT_S):
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def alive(pid: int) -> bool:

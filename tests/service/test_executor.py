@@ -7,6 +7,8 @@ import signal
 import sys
 import time
 
+import pytest
+
 from altostrat.service import executor as ex
 
 PY = sys.executable
@@ -69,19 +71,12 @@ def test_the_group_signal_reaches_the_command_and_the_wrapper_records_its_exit(t
 def test_executors_are_named_in_one_registry(monkeypatch):
     assert list(ex.EXECUTORS) == ["local", "ray"]
     assert isinstance(ex.make_executor("local", cgroup_root=None), ex.LocalExecutor)
-    try:
+    with pytest.raises(ex.ExecutorError, match=r"^unknown executor 'slurm'; one of: local, ray$"):
         ex.make_executor("slurm")
-    except ex.ExecutorError as exc:
-        assert str(exc) == "unknown executor 'slurm'; one of: local, ray"
-    else:
-        raise AssertionError("an unknown executor was made")
     monkeypatch.setitem(sys.modules, "ray", None)  # as when the extra is not installed: import fails
-    try:
+    with pytest.raises(ex.ExecutorError) as raised:
         ex.make_executor("ray")
-    except ex.ExecutorError as exc:
-        assert str(exc) == "the ray executor needs Ray, an optional extra: pip install 'altostrat[ray]'"
-    else:
-        raise AssertionError("the ray executor was made without Ray")
+    assert str(raised.value) == "the ray executor needs Ray, an optional extra: pip install 'altostrat[ray]'"
 
 
 def test_a_tied_wrapper_kills_its_command_when_its_starter_is_gone(tmp_path):

@@ -132,13 +132,7 @@ def test_no_queue_exceeds_its_bound_and_no_cohort_its_total(specs, work, policy)
     result = simulate(jobs, cluster(("T4", 4, 2)), queue_policy(parse_policy(policy), gate, queues),
                       context=queue_context(queues, 0.0))
 
-    def bound(q: str) -> float:  # in GPUs, from the specs themselves
-        quota = queues[q]["quota"]["gpu"]
-        if queues[q]["cohort"] is None:
-            return quota
-        limit = queues[q].get("borrowingLimit", {}).get("gpu", math.inf)
-        return quota + limit
-
+    bound = {q: gpu_bound(spec) for q, spec in queues.items()}
     cohort_total = {c: sum(s["quota"]["gpu"] for s in queues.values() if s["cohort"] == c) for c in ("c1", "c2")}
     used = dict.fromkeys(queues, 0)
     ended, rejected = set(), set()
@@ -152,15 +146,12 @@ def test_no_queue_exceeds_its_bound_and_no_cohort_its_total(specs, work, policy)
                 ended.add(idx)
         elif kind == eventlog.REJECT:
             rejected.add(idx)
-        for q, u in used.items():
-            assert u <= bound(q), (q, u, queues[q])
-        for c, total in cohort_total.items():
-            assert sum(u for q, u in used.items() if queues[q]["cohort"] == c) <= total, c
+        assert_within_bounds(queues, used)
     # every job ends or is rejected, and only what its queue could never hold is rejected
     assert ended | rejected == {j.idx for j in jobs} and not ended & rejected
     for j in jobs:
         q = j.tenant
-        cap = bound(q) if queues[q]["cohort"] is None else min(bound(q), cohort_total[queues[q]["cohort"]])
+        cap = bound[q] if queues[q]["cohort"] is None else min(bound[q], cohort_total[queues[q]["cohort"]])
         assert (j.idx in rejected) == (j.gpus > cap or j.gpus > 8), (j, cap)
 
 
@@ -299,3 +290,21 @@ def test_the_api_answers_422_naming_the_field(store):
                         headers=auth)
         assert r.status_code == 422
         assert [d["field"] for d in r.json()["detail"]] == ["spec.borrowingLimit.gpu"]
+
+
+def gpu_bound(spec: dict) -> float:
+    """The most GPUs a queue may hold, from its spec: its quota, plus its borrowing limit (no
+    limit: unbounded) when it is in a cohort."""
+    quota = spec["quota"]["gpu"]
+    if spec["cohort"] is None:
+        return quota
+    return quota + spec.get("borrowingLimit", {}).get("gpu", math.inf)
+
+
+def assert_within_bounds(queues: dict[str, dict], used: dict[str, int]) -> None:
+    """No queue holds more GPUs than gpu_bound, no cohort more than its members' quotas."""
+    for q, u in used.items():
+        assert u <= gpu_bound(queues[q]), (q, u, queues[q])
+    for c in {s["cohort"] for s in queues.values()} - {None}:
+        total = sum(s["quota"]["gpu"] for s in queues.values() if s["cohort"] == c)
+        assert sum(u for q, u in used.items() if queues[q]["cohort"] == c) <= total, c
