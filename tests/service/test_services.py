@@ -13,8 +13,8 @@ from sqlalchemy import select
 from altostrat.service import tables as t
 from altostrat.service.api import create_app
 from altostrat.service.objects import parse_object
-from altostrat.service.services import (SERVICE_ID_LABEL, SERVICE_LABEL, Hysteresis, ServiceController, backoff_s,
-                                        desired_replicas, record_load)
+from altostrat.service.services import (SERVICE_ID_LABEL, SERVICE_LABEL, Hysteresis, ServiceController,
+                                        desired_replicas, record_load, restart_delay_s)
 from altostrat.service.store import ACTIVE, CANCELLED, FAILED, RUNNING, SUCCEEDED, Store, database_url
 
 ADMIN = "services-admin-token"
@@ -51,7 +51,7 @@ def test_desired_replicas_is_ceil_of_load_over_target_clamped(load, target, low,
 
 
 def test_backoff_doubles_from_one_second_up_to_five_minutes():
-    assert [backoff_s(n) for n in (0, 1, 2, 3, 4, 9, 10, 50)] == [0, 1, 2, 4, 8, 256, 300, 300]
+    assert [restart_delay_s(n) for n in (0, 1, 2, 3, 4, 9, 10, 50)] == [0, 1, 2, 4, 8, 256, 300, 300]
 
 
 def test_hysteresis_scales_up_at_once_and_down_after_the_delay():

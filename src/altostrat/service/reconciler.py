@@ -27,12 +27,12 @@ from pathlib import Path
 from altostrat.cluster.state import ClusterState
 from altostrat.engine import PREEMPT, RECLAIMED, REJECT, START, Decision, Engine
 from altostrat.policy.registry import parse_policy
-from altostrat.service import describe
+from altostrat.service import attempts, describe
 from altostrat.service import executor as ex
 from altostrat.service.observability import Observer
 from altostrat.service.quota import QueueQuotaGate, book_past_runs, queue_context, queue_policy
 from altostrat.service.store import (CANCELLED, EXITED, FAILED, LOST, PENDING, RUNNING, STARTING, STOPPED,
-                                     STOPPING, SUCCEEDED, Store)
+                                     STOPPING, Store)
 from altostrat.service.twin import live_job, pool_nodes
 from altostrat.workload.job import Job
 
@@ -46,7 +46,6 @@ FULL_SYNC_S = 10.0
 SYNC_MARGIN_S = 2.0
 TICK_S = 0.05  # reaping interval while tasks run
 SYNC_GAP_S = 0.01  # wake-ups closer than this share one sync (a burst of submissions: one read, not one each)
-BACKOFF_S, BACKOFF_MAX_S = 1.0, 300.0  # retry n waits BACKOFF_S * 2**(n-1), at most BACKOFF_MAX_S
 
 
 @dataclass
@@ -186,7 +185,7 @@ class Reconciler:
                     self.obs.job("cancelled", job["name"], job["spec"]["queue"], "cancelled",
                                  attempt=job["status"].get("attempts", 0))
                 else:
-                    self._conclude_rows(conn, job, rows)
+                    attempts.conclude(self.store, self.obs, conn, job, rows)
 
     def _adopt(self, job: dict, rows: list[dict]) -> None:
         """A RUNNING job some of whose tasks still run: the engine adopts it at the first sync. An
@@ -520,7 +519,8 @@ class Reconciler:
             elif live.stopping == "shutdown":
                 return
             else:
-                self._conclude_rows(conn, self.store.job(conn, live.id), self.store.attempt_tasks(conn, live.id, live.attempt))
+                attempts.conclude(self.store, self.obs, conn, self.store.job(conn, live.id),
+                                  self.store.attempt_tasks(conn, live.id, live.attempt))
             state = self.store.job(conn, live.id)["state"]
         # before _forget: the quota gate hears of the stop
         decisions = self._decide(self.engine.finish, live.job, self.now())
@@ -528,43 +528,6 @@ class Reconciler:
         self._apply(decisions)
         if state == PENDING:
             self.wake()  # its retry is due after the backoff: sync looks again
-
-    def _conclude_rows(self, conn, job: dict, tasks: list[dict]) -> None:
-        """SUCCEEDED when every task exited 0. A task that failed on its own (exited non-zero, or
-        could not start) fails the attempt: a retry after a backoff while retries are left, else
-        FAILED with its exit code. Otherwise a task was lost (or stopped because a task of its
-        gang was): the attempt is the service's failure, not the job's, so the job runs again
-        at once and no retry is used up."""
-        bad = next((r for r in tasks if r["state"] == EXITED and r["exit_code"] != 0), None)
-        now = time.time()
-        attempt = job["status"].get("attempts", 0)
-        name, queue = job["name"], job["spec"]["queue"]
-        if bad is None and tasks and all(r["state"] == EXITED for r in tasks):
-            self.store.update_job(conn, job["id"], SUCCEEDED, exitCode=0, reason=None, finishedAt=now)
-            self.obs.job("succeeded", name, queue, f"succeeded (attempt {attempt})", attempt=attempt, exit_code=0)
-            return
-        if bad is None:
-            lost = ", ".join(str(r["task"]) for r in tasks if r["state"] == LOST) or "none"
-            reason = (f"attempt {attempt} was lost (task(s) {lost} ended with no exit status on "
-                      "record: killed, or never started); it runs again")
-            self.store.update_job(conn, job["id"], PENDING, notBefore=None, reason=reason)
-            self.obs.job("lost", name, queue, reason, attempt=attempt, reason=reason)
-            return
-        code = bad["exit_code"]
-        failures = job["status"].get("failures", 0) + 1
-        retries = job["spec"]["retries"]
-        what = f"task {bad['task']} " + (f"exited with code {code}" if code is not None else "could not start")
-        if failures <= retries:
-            delay = min(BACKOFF_S * 2 ** (failures - 1), BACKOFF_MAX_S)
-            reason = f"attempt {attempt} failed: {what}; retry {failures} of {retries} in {delay:g} s"
-            self.store.update_job(conn, job["id"], PENDING, exitCode=code, failures=failures, notBefore=now + delay,
-                                  reason=reason)
-            self.obs.job("retried", name, queue, reason, attempt=attempt, exit_code=code, reason=reason)
-        else:
-            reason = f"{what} (attempt {attempt}, {retries} retr{'y' if retries == 1 else 'ies'} allowed)"
-            self.store.update_job(conn, job["id"], FAILED, exitCode=code, failures=failures, finishedAt=now,
-                                  reason=reason)
-            self.obs.job("failed", name, queue, f"failed: {reason}", attempt=attempt, exit_code=code, reason=reason)
 
     def _forget(self, live: Live) -> None:
         self.live.pop(live.id, None)

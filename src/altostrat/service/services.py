@@ -42,6 +42,7 @@ from pydantic import Field, ValidationError
 from sqlalchemy import Connection, select
 
 from altostrat.service import tables as t
+from altostrat.service.attempts import backoff_s
 from altostrat.service.objects import ObjectError, field_path, parse_object
 from altostrat.service.store import ACTIVE, CANCELLED, RUNNING, NotFound, Store, StoreError
 from altostrat.spec.schema import Model
@@ -51,7 +52,6 @@ log = logging.getLogger("altostrat.services")
 SERVICE_LABEL, SERVICE_ID_LABEL = "altostrat.service", "altostrat.service-id"
 RESYNC_S = 1.0  # how often the controller looks at every Service without a wake-up
 STABLE_S = 60.0  # a replica that ends sooner after its start counts towards a crash loop
-BACKOFF_S, BACKOFF_MAX_S = 1.0, 300.0  # the n-th quick exit in a row waits BACKOFF_S * 2**(n-1), at most the max
 KEEP_ENDED = 5  # ended replicas kept per Service, newest first
 REL_TOL = 1e-9
 
@@ -65,10 +65,10 @@ def desired_replicas(load: float, target_load: float, low: int, high: int) -> in
     return max(low, min(high, want))
 
 
-def backoff_s(quick_exits: int) -> float:
+def restart_delay_s(quick_exits: int) -> float:
     """The wait before the replacement of the `quick_exits`-th replica in a row that ended soon
-    after its start (0: none)."""
-    return 0.0 if quick_exits <= 0 else min(BACKOFF_S * 2 ** (quick_exits - 1), BACKOFF_MAX_S)
+    after its start (0: none): the retries' backoff."""
+    return 0.0 if quick_exits <= 0 else backoff_s(quick_exits)
 
 
 class Hysteresis:
@@ -243,7 +243,7 @@ class ServiceController:
         elif len(active) < desired:
             if now < new.get("nextRestartAt", 0):
                 reason = (f"crash loop: {new['quickExits']} replica(s) in a row ended within {STABLE_S:g} s of their "
-                          f"start; the next one starts after a {backoff_s(new['quickExits']):g} s backoff")
+                          f"start; the next one starts after a {restart_delay_s(new['quickExits']):g} s backoff")
             else:
                 made, reason = self._create(conn, service, desired - len(active), new)
                 active += made
@@ -265,7 +265,7 @@ class ServiceController:
         if replica["state"] != CANCELLED:  # someone cancelled it: replaced at once, no crash
             quick = started is None or finished - started < STABLE_S
             new["quickExits"] = new["quickExits"] + 1 if quick else 0
-            new["nextRestartAt"] = finished + backoff_s(new["quickExits"])
+            new["nextRestartAt"] = finished + restart_delay_s(new["quickExits"])
         new["lastExit"] = {"replica": replica["name"], "state": replica["state"], "exitCode": rs.get("exitCode"),
                            "reason": rs.get("reason"), "at": finished}
         log.info("service %s: replica %s ended %s (%s); replacing it", name, replica["name"], replica["state"],
