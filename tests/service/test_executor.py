@@ -4,7 +4,9 @@ command leaves its exit status in a file that a restarted service reads."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -105,3 +107,25 @@ def test_a_tied_wrapper_kills_its_command_when_its_starter_is_gone(tmp_path):
     while ex.alive(ex.Adopted(command, start)) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not ex.alive(ex.Adopted(command, start)) and not exit_file.exists()
+
+
+def test_the_exit_watcher_calls_back_when_a_process_ends():
+    watcher = ex.ExitWatcher()
+    ended = [threading.Event() for _ in range(3)]
+    try:
+        # each runs until its stdin closes
+        procs = [subprocess.Popen([PY, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE) for _ in range(2)]
+        for proc, event in zip(procs, ended):
+            watcher.watch(proc.pid, event.set)
+        time.sleep(0.2)
+        assert not any(e.is_set() for e in ended)  # they still run
+        for proc, event in zip(procs, ended):
+            proc.stdin.close()
+            assert event.wait(10), "no call back for an ended process"
+            assert proc.wait(5) == 0
+        gone = subprocess.Popen([PY, "-c", "pass"])
+        gone.wait()  # reaped: its pid names no process any more
+        watcher.watch(gone.pid, ended[2].set)
+        assert ended[2].is_set()  # at once
+    finally:
+        watcher.close()

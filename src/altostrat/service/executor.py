@@ -19,9 +19,11 @@ reserved by the engine but not enforced (RLIMIT_CPU caps CPU seconds, not a shar
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +188,51 @@ class Executor(Protocol):
 
     def close(self) -> None: ...
 
+    # optional: `watch(handle, on_exit)` calls on_exit (from any thread) once the task ends, so
+    # that the reconciler reaps it at once; without it the reconciler notices at its next tick
+
+
+class ExitWatcher:
+    """Calls a task's callback once its process ends: a thread waits on the processes' pidfds
+    (Linux 5.3 and later). A process that is already gone is reported at once; where pidfds are
+    missing nothing is watched and the reconciler's polling notices the end."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def watch(self, pid: int, on_exit: Callable[[], None]) -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            on_exit()
+            return
+        except (AttributeError, OSError):  # no pidfds here: polling it is
+            return
+        with self._lock:
+            self._selector.register(fd, selectors.EVENT_READ, on_exit)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="exit-watcher", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed:
+            for key, _ in self._selector.select(timeout=0.5):  # the timeout lets close() end the thread
+                with self._lock:
+                    self._selector.unregister(key.fd)
+                os.close(key.fd)
+                key.data()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._thread is not None:
+            self._thread.join()
+        for key in list(self._selector.get_map().values()):
+            os.close(key.fd)
+        self._selector.close()
+
 
 class ExecutorError(RuntimeError):
     """An executor that cannot be made: its message is one line for the CLI."""
@@ -199,6 +246,7 @@ class LocalExecutor:
 
     def __init__(self, cgroup_root: Path | None = cgroups.ROOT) -> None:
         self.cgroups, self.how = cgroups.detect(cgroup_root)
+        self.exits = ExitWatcher()
 
     def describe(self) -> str:
         where = "local executor: tasks are subprocesses of this machine, GPUs assigned with CUDA_VISIBLE_DEVICES"
@@ -237,8 +285,11 @@ class LocalExecutor:
     def adopt(self, row: dict) -> Adopted | None:
         return Adopted(row["pid"], row["proc_start"]) if row["pid"] and row["proc_start"] else None
 
+    def watch(self, handle: subprocess.Popen | Adopted, on_exit: Callable[[], None]) -> None:
+        self.exits.watch(handle.pid, on_exit)
+
     def close(self) -> None:
-        pass
+        self.exits.close()
 
 
 def _ray(**options) -> Executor:

@@ -98,6 +98,7 @@ class Reconciler:
         self.tasks: dict[int, Task] = {}  # task row -> process
         self.wake_at: float | None = None  # engine time a policy piece asked to be woken
         self._wake = threading.Event()
+        self._changed = False  # set by wake(): the store changed, so the loop reads it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -116,7 +117,18 @@ class Reconciler:
         self._thread.start()
 
     def wake(self) -> None:
+        """The store changed: read it at once."""
+        self._changed = True
         self._wake.set()
+
+    def _task_ended(self) -> None:
+        """A task's process ended (the executor's watcher): reap it at once, without a read."""
+        self._wake.set()
+
+    def _watch(self, proc) -> None:
+        watch = getattr(self.executor, "watch", None)
+        if watch is not None:
+            watch(proc, self._task_ended)
 
     def stop(self) -> None:
         """Stop the loop, then every task (checkpoint signal, grace period, SIGKILL); their jobs
@@ -166,6 +178,7 @@ class Reconciler:
                     task = Task(row["id"], row["job_id"], row["attempt"], row["node"], _devices(row["devices"]), proc,
                                 exit_file)
                     self.tasks[row["id"]] = task
+                    self._watch(proc)
                     if settled:
                         self.store.update_task(conn, row["id"], state=STOPPING)  # write-ahead, as _stop_tasks
                         spec = self.store.job(conn, row["job_id"])["spec"]
@@ -204,10 +217,11 @@ class Reconciler:
         last_sync = last_full = -math.inf
         try:
             while not self._stop.is_set():
-                woken = self._wake.wait(TICK_S if self.tasks or self._waiting() else RESYNC_S)
+                self._wake.wait(TICK_S if self.tasks or self._waiting() else RESYNC_S)
+                self._wake.clear()
+                woken, self._changed = self._changed, False
                 if woken:
                     self._stop.wait(last_sync + SYNC_GAP_S - time.monotonic())
-                self._wake.clear()
                 if self._stop.is_set():
                     break
                 self._reap()
@@ -450,6 +464,7 @@ class Reconciler:
                 self.store.update_task(conn, row, state=RUNNING, **self.executor.identity(proc), started_at=time.time())
             self.executor.release(proc)
             self.tasks[row] = Task(row, live.id, live.attempt, node, devices, proc, ex.exit_path(logfile))
+            self._watch(proc)
         self._maybe_conclude(live)
 
     def _stop_tasks(self, live: Live, why: str) -> None:
