@@ -10,6 +10,7 @@ token's id and role: a successful one in the same transaction as its change, a r
 """
 
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ log = logging.getLogger("altostrat.api")
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 LOG_TAIL_BYTES = 1 << 20  # the most of one task's log a call returns (its end)
 _WHO, _AUDITED = "altostrat.who", "altostrat.audited"
+MAX_KEY = 200  # the longest Idempotency-Key (its column's length)
 
 
 class Unauthorized(Exception):
@@ -58,23 +60,30 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
     app = FastAPI(title="Altostrat control plane", version="v1",
                   description="Declarative objects (Tenant, Queue, Pool, Job, Service) run by the simulator's engine.")
 
-    def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    def authenticate(scope: dict, authorization: str | None) -> Principal:
+        """The calling token (401 without a live one), noted in the request for its audit."""
         scheme, _, token = (authorization or "").partition(" ")
         found = store.principal(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
         if found is None:
             raise Unauthorized()
         who = Principal(found["id"], found["name"], found["role"], found["tenant"], found["sha256"])
-        request.scope[_WHO] = who
+        scope[_WHO] = who
         return who
 
+    def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+        return authenticate(request.scope, authorization)
+
     Who = Annotated[Principal, Depends(principal)]
-    IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+    IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=MAX_KEY)]
 
     def audit(conn, who: Principal | None, action: str, target: str, result: str) -> None:
+        audit_all(conn, who, [(action, target, result)])
+
+    def audit_all(conn, who: Principal | None, records: list[tuple[str, str, str]]) -> None:
         if who is None:
-            store.audit(conn, "anonymous", action, target, result)
+            store.audit_many(conn, "anonymous", records)
         else:
-            store.audit(conn, who.name, action, target, result, token_id=who.id, role=who.role)
+            store.audit_many(conn, who.name, records, token_id=who.id, role=who.role)
 
     def mutate(request: Request, who: Principal, key: str | None, payload: object, fn,
                applied: Callable[[dict], list[dict]] = lambda body: []) -> JSONResponse:
@@ -83,8 +92,7 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         `applied(body)` (`{result, object}` items) that it created."""
         def run(conn):
             status, body, records = fn(conn)
-            for action, target, result in records:
-                audit(conn, who, action, target, result)
+            audit_all(conn, who, records)
             return status, body
 
         status, body, replayed = store.idempotent(key, who.sha256, [request.url.path, payload], run)
@@ -224,10 +232,39 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         request.scope[_AUDITED] = True
         return {"result": "revoked", "token": view}
 
-    @app.post("/v1/objects", tags=["objects"], summary="Create or update one object")
-    def apply(request: Request, who: Who, body: Annotated[dict[str, Any], Body(description="an altostrat/v1 object")],
-              key: IdemKey = None) -> JSONResponse:
+    # The submit endpoints take their body raw and do all their work in one worker thread: the
+    # token lookup, the body parsed once, the transaction. Resolved by FastAPI, the token (a
+    # dependency) and the body would cost a thread hop and a validation pass more per request.
+    Authorization = Annotated[str | None, Header()]
+    RawKey = Annotated[str | None, Header(alias="Idempotency-Key", json_schema_extra={"maxLength": MAX_KEY})]
+
+    def submission(request: Request, authorization: str | None, key: str | None, raw: bytes) -> tuple[Principal, Any]:
+        """The caller and the JSON body of a submission, checked in the order the other calls
+        are: the token (401), the Idempotency-Key (422), a writer's role (403), the body (422)."""
+        who = authenticate(request.scope, authorization)
+        if key is not None and len(key) > MAX_KEY:
+            raise ObjectError([("header.Idempotency-Key", f"String should have at most {MAX_KEY} characters")])
         who.require_writer()
+        ctype = request.headers.get("content-type", "application/json").partition(";")[0].strip().lower()
+        if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
+            raise ObjectError([("body", f"send JSON (Content-Type: application/json), not {ctype or 'nothing'}")])
+        if not raw:
+            raise ObjectError([("body", "Field required")])
+        try:
+            return who, json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; too deep a nesting recurses
+            raise ObjectError([("body", f"JSON decode error: {exc}")]) from None
+
+    @app.post("/v1/objects", tags=["objects"], summary="Create or update one object",
+              openapi_extra=_json_body({"type": "object", "additionalProperties": True,
+                                        "description": "an altostrat/v1 object"}))
+    async def apply(request: Request, authorization: Authorization = None, key: RawKey = None) -> JSONResponse:
+        return await run_in_threadpool(apply_one, request, authorization, key, await request.body())
+
+    def apply_one(request: Request, authorization: str | None, key: str | None, raw: bytes) -> JSONResponse:
+        who, body = submission(request, authorization, key, raw)
+        if not isinstance(body, dict):
+            raise ObjectError([("body", "an object must be a mapping with apiVersion, kind, metadata and spec")])
         obj = parse_object(body)
         scope = who.require_write(obj.kind)
 
@@ -237,17 +274,22 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
                 [("apply", f"{obj.kind}/{obj.metadata.name}", result)]
         return mutate(request, who, key, body, fn, lambda done: [done])
 
-    @app.post("/v1/objects:batch", tags=["objects"], summary="Apply several objects in one transaction")
-    def apply_batch(request: Request, who: Who,
-                    body: Annotated[dict[str, list[dict[str, Any]]], Body(description='{"objects": [...]}')],
-                    key: IdemKey = None) -> JSONResponse:
-        who.require_writer()
-        if set(body) != {"objects"}:
+    @app.post("/v1/objects:batch", tags=["objects"], summary="Apply several objects in one transaction",
+              openapi_extra=_json_body({"type": "object", "required": ["objects"], "additionalProperties": False,
+                                        "properties": {"objects": {"type": "array", "items": {
+                                            "type": "object", "additionalProperties": True}}},
+                                        "description": '{"objects": [...]}'}))
+    async def apply_batch(request: Request, authorization: Authorization = None, key: RawKey = None) -> JSONResponse:
+        return await run_in_threadpool(apply_several, request, authorization, key, await request.body())
+
+    def apply_several(request: Request, authorization: str | None, key: str | None, raw: bytes) -> JSONResponse:
+        who, body = submission(request, authorization, key, raw)
+        if not isinstance(body, dict) or set(body) != {"objects"} or not isinstance(body["objects"], list):
             raise ObjectError([("objects", 'the body is {"objects": [object, ...]}')])
         objs, errors = [], []
-        for i, raw in enumerate(body["objects"]):
+        for i, item in enumerate(body["objects"]):
             try:
-                objs.append(parse_object(raw))
+                objs.append(parse_object(item))
             except ObjectError as exc:
                 errors += [(f"objects[{i}].{f}" if f else f"objects[{i}]", m) for f, m in exc.errors]
         if errors:
@@ -348,6 +390,11 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         return PlainTextResponse("".join(f"==> attempt {attempt} task {t} <==\n{_tail(Path(p))}" for t, p in chosen))
 
     return app
+
+
+def _json_body(schema: dict) -> dict:
+    """The OpenAPI of a JSON request body that an endpoint reads itself."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _tail(path: Path) -> str:

@@ -93,7 +93,7 @@ class JobResources(ResourcesSpec):
 class JobSpec(Model):
     queue: str = Field(min_length=1, description="the Queue it is submitted to")
     command: list[str] = Field(min_length=1, description="program and arguments, run without a shell")
-    env: dict[str, str] = {}
+    env: dict[str, str] = Field(default_factory=dict)  # not {}: pydantic deep-copies that per object
     working_dir: str | None = Field(default=None, min_length=1, description="default: the job's folder in the data dir")
     resources: JobResources = JobResources()
     tasks: int = Field(default=1, ge=1, le=1024, description="gang size: tasks that start together")
@@ -126,7 +126,7 @@ class ServiceSpec(Model):
 
     queue: str = Field(min_length=1, description="the Queue its replicas are submitted to")
     command: list[str] = Field(min_length=1, description="program and arguments, run without a shell")
-    env: dict[str, str] = {}
+    env: dict[str, str] = Field(default_factory=dict)  # not {}: pydantic deep-copies that per object
     working_dir: str | None = Field(default=None, min_length=1, description="default: each replica's folder")
     resources: JobResources = JobResources()
     priority: int = 0

@@ -30,6 +30,7 @@ from altostrat.policy.registry import parse_policy
 from altostrat.service import attempts, describe
 from altostrat.service import executor as ex
 from altostrat.service.observability import Observer
+from altostrat.service.pacing import Pacer
 from altostrat.service.quota import QueueQuotaGate, book_past_runs, queue_context, queue_policy
 from altostrat.service.store import (CANCELLED, EXITED, FAILED, LOST, PENDING, RUNNING, STARTING, STOPPED,
                                      STOPPING, Store)
@@ -46,6 +47,7 @@ FULL_SYNC_S = 10.0
 SYNC_MARGIN_S = 2.0
 TICK_S = 0.05  # reaping interval while tasks run
 SYNC_GAP_S = 0.01  # wake-ups closer than this share one sync (a burst of submissions: one read, not one each)
+SYNC_MAX_GAP_S, SYNC_DUTY = 0.05, 0.25  # under a stream of wake-ups, sync reads take at most a quarter of the time
 
 
 @dataclass
@@ -99,6 +101,7 @@ class Reconciler:
         self.wake_at: float | None = None  # engine time a policy piece asked to be woken
         self._wake = threading.Event()
         self._changed = False  # set by wake(): the store changed, so the loop reads it
+        self.pacer = Pacer(SYNC_GAP_S, SYNC_MAX_GAP_S, SYNC_DUTY)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
@@ -221,7 +224,7 @@ class Reconciler:
                 self._wake.clear()
                 woken, self._changed = self._changed, False
                 if woken:
-                    self._stop.wait(last_sync + SYNC_GAP_S - time.monotonic())
+                    self._stop.wait(self.pacer.delay())
                 if self._stop.is_set():
                     break
                 self._reap()
@@ -285,7 +288,7 @@ class Reconciler:
     # -- reading the store ----------------------------------------------------------------
     def sync(self, full: bool = True) -> None:
         read_at = time.time()
-        with self.store.read() as conn:
+        with self.pacer.timing(), self.store.read() as conn:  # paced by what the read costs, not what follows
             pool_sig = self.store.pool_signature(conn)
             queues = self.store.specs(conn, "Queue")
             # a Queue change rebuilds the engine too: its weights, cohorts and budgets live in it

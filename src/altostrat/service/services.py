@@ -44,6 +44,7 @@ from sqlalchemy import Connection, select
 from altostrat.service import tables as t
 from altostrat.service.attempts import backoff_s
 from altostrat.service.objects import ObjectError, field_path, parse_object
+from altostrat.service.pacing import Pacer
 from altostrat.service.store import ACTIVE, CANCELLED, RUNNING, NotFound, Store, StoreError
 from altostrat.spec.schema import Model
 
@@ -51,6 +52,8 @@ log = logging.getLogger("altostrat.services")
 
 SERVICE_LABEL, SERVICE_ID_LABEL = "altostrat.service", "altostrat.service-id"
 RESYNC_S = 1.0  # how often the controller looks at every Service without a wake-up
+# woken passes (every mutating API call wakes the controller) take at most a tenth of the time (pacing.py)
+PASS_GAP_S, PASS_MAX_GAP_S, PASS_DUTY = 0.01, 0.5, 0.1
 STABLE_S = 60.0  # a replica that ends sooner after its start counts towards a crash loop
 KEEP_ENDED = 5  # ended replicas kept per Service, newest first
 REL_TOL = 1e-9
@@ -140,6 +143,7 @@ class ServiceController:
         self.store, self.wake_reconciler, self.clock = store, wake_reconciler, clock
         self.hysteresis: dict[int, Hysteresis] = {}
         self._wake = threading.Event()
+        self.pacer = Pacer(PASS_GAP_S, PASS_MAX_GAP_S, PASS_DUTY)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -158,12 +162,15 @@ class ServiceController:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(RESYNC_S)
+            if self._wake.wait(RESYNC_S):
+                self._stop.wait(self.pacer.delay())
             self._wake.clear()
             if self._stop.is_set():
                 break
             try:
-                if self.reconcile():
+                with self.pacer.timing():
+                    acted = self.reconcile()
+                if acted:
                     self.wake_reconciler()
             except Exception:  # noqa: BLE001  (a locked database, a bug: logged; the next pass tries again)
                 log.exception("service pass failed")

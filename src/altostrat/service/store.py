@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Connection, bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -44,6 +44,19 @@ PG_LOCK_KEY = int.from_bytes(b"altostra", "big") >> 1
 # an object name's pattern (the schema's): a lookup of any other name finds nothing, unasked
 NAME_RE = re.compile(next(m.pattern for m in Metadata.model_fields["name"].metadata if hasattr(m, "pattern")))
 READ_ONLY = "altostrat_read_only"  # the execution option of Store.read's connections
+
+# The submit path's statements, built once: building a statement and its cache key costs
+# SQLAlchemy more than running it costs SQLite. Values are bound at each execution.
+_ROW = select(t.objects).where(t.objects.c.kind == bindparam("kind"), t.objects.c.name == bindparam("name"))
+_SCOPED_ROW = _ROW.where(t.objects.c.tenant == bindparam("tenant"))
+_NAMES_IN = select(t.objects.c.name).where(t.objects.c.kind == bindparam("kind"),
+                                           t.objects.c.name.in_(bindparam("names", expanding=True)))
+_TASKS = (select(t.attempts).where(t.attempts.c.job_id.in_(bindparam("ids", expanding=True)))
+          .order_by(t.attempts.c.attempt, t.attempts.c.task))
+_PRINCIPAL = select(t.tokens).where(t.tokens.c.sha256 == bindparam("sha256"), t.tokens.c.revoked_at.is_(None))
+_IDEMPOTENT = select(t.idempotency).where(t.idempotency.c.key == bindparam("key"),
+                                          t.idempotency.c.principal == bindparam("principal"))
+_INSERT_OBJECT, _INSERT_AUDIT, _INSERT_IDEMPOTENCY = insert(t.objects), insert(t.audit), insert(t.idempotency)
 
 
 class StoreError(Exception):
@@ -147,11 +160,16 @@ def pool_of(node: str) -> str:
 
 
 class GroupCommit:
-    """Requests that arrive together share one transaction, so one fsync, each in a savepoint
-    of its own (one request's error undoes only its own writes). A request thread that finds
-    nobody committing commits the batch waiting at that moment, its own included, and hands
-    over; the others wait until their request is committed. Every request is still
-    committed before it is answered."""
+    """Requests that arrive together share one transaction, so one fsync. A request thread that
+    finds nobody committing commits the batch waiting at that moment, its own included, and
+    hands over; the others wait until their request is committed. Every request is still
+    committed before it is answered.
+
+    One request's error undoes only its own writes. Savepoints would give that at two
+    statements a request, and most requests succeed: so a batch runs without them first, and
+    only when a request fails is its transaction rolled back and the others run again, each in
+    a savepoint. A request's `fn` may therefore run twice (the first run undone): it must act
+    only through its connection."""
 
     def __init__(self, engine: SqlEngine) -> None:
         self.engine = engine
@@ -180,21 +198,44 @@ class GroupCommit:
         return me[2]
 
     def _commit(self, batch: list[list]) -> None:
+        failed = self._transaction(batch, savepoints=False)
+        if failed is not None:
+            self._transaction([item for item in batch if item is not failed], savepoints=True)
+        for item in batch:
+            item[1] = True
+
+    def _transaction(self, batch: list[list], savepoints: bool) -> list | None:
+        """Run `batch` in one transaction and commit it. Without savepoints, the first request
+        that fails rolls the whole transaction back and is returned (its error recorded)."""
+        if not batch:
+            return None
         try:
             with self.engine.begin() as conn:
                 for item in batch:
-                    savepoint = conn.begin_nested()
+                    savepoint = conn.begin_nested() if savepoints else None
                     try:
                         item[2] = item[0](conn)
-                        savepoint.commit()
                     except Exception as exc:  # noqa: BLE001  (handed to its own request)
+                        item[2], item[3] = None, exc
+                        if savepoint is None:
+                            raise _Undo(item) from exc
                         savepoint.rollback()
-                        item[3] = exc
+                    else:
+                        if savepoint is not None:
+                            savepoint.commit()
+        except _Undo as undo:
+            return undo.item
         except Exception as exc:  # noqa: BLE001  (the commit failed: nothing of the batch is stored)
             for item in batch:
                 item[2], item[3] = None, item[3] or exc
-        for item in batch:
-            item[1] = True
+        return None
+
+
+class _Undo(Exception):
+    """Rolls back a group commit's transaction in which `item`'s request failed."""
+
+    def __init__(self, item: list) -> None:
+        self.item = item
 
 
 class Store:
@@ -237,7 +278,7 @@ class Store:
         now = time.time()
         if row is None:
             values = _new_row(kind, name, tenant, spec, labels, now)
-            conn.execute(insert(t.objects).values(**values))
+            conn.execute(_INSERT_OBJECT, values)
             return "created", _view(values, [])
         if row["spec"] == spec and row["labels"] == labels:
             return "unchanged", self._view(conn, kind, name)
@@ -258,14 +299,14 @@ class Store:
         names = sorted({o.metadata.name for o in objs if isinstance(o, JobObject)})
         taken = set()  # Job names in use; looked up in chunks, below SQLite's limit on bound parameters
         for k in range(0, len(names), 10_000):
-            taken.update(self._names(conn, "Job", t.objects.c.name.in_(names[k:k + 10_000])))
+            taken.update(conn.execute(_NAMES_IN, {"kind": "Job", "names": names[k:k + 10_000]}).scalars())
         queues: dict[str, str] = {}  # visible queue -> its tenant, looked up once each
         out: list[tuple[str, dict]] = []
         batch: list[dict] = []
 
         def flush() -> None:
             if batch:
-                conn.execute(insert(t.objects), batch)
+                conn.execute(_INSERT_OBJECT, batch)
                 batch.clear()
         for i, obj in enumerate(objs):
             name = obj.metadata.name
@@ -360,10 +401,9 @@ class Store:
         """The object, or None; with a `scope`, None too when it is another tenant's."""
         if len(name) > MAX_NAME or not NAME_RE.match(name):
             return None  # no object has this name; PostgreSQL would refuse some (a NUL) with an error
-        q = select(t.objects).where(t.objects.c.kind == kind, t.objects.c.name == name)
-        if scope is not None:
-            q = q.where(t.objects.c.tenant == scope)
-        return conn.execute(q).mappings().first()
+        if scope is None:
+            return conn.execute(_ROW, {"kind": kind, "name": name}).mappings().first()
+        return conn.execute(_SCOPED_ROW, {"kind": kind, "name": name, "tenant": scope}).mappings().first()
 
     def _rows(self, conn: Connection, kind: str, *where):
         return conn.execute(select(t.objects).where(t.objects.c.kind == kind, *where).order_by(t.objects.c.id)).mappings().all()
@@ -382,8 +422,7 @@ class Store:
         out: dict[int, list[dict]] = {}
         if not job_ids:
             return out
-        q = select(t.attempts).where(t.attempts.c.job_id.in_(job_ids)).order_by(t.attempts.c.attempt, t.attempts.c.task)
-        for r in conn.execute(q).mappings():
+        for r in conn.execute(_TASKS, {"ids": job_ids}).mappings():
             out.setdefault(r["job_id"], []).append(dict(r))
         return out
 
@@ -507,16 +546,23 @@ class Store:
         find a token; the final check is constant-time whatever the database's string comparison."""
         digest = sha256(token)
         with self.read() as conn:
-            row = conn.execute(select(t.tokens).where(t.tokens.c.sha256 == digest,
-                                                      t.tokens.c.revoked_at.is_(None))).mappings().first()
+            row = conn.execute(_PRINCIPAL, {"sha256": digest}).mappings().first()
         return dict(row) if row is not None and hmac.compare_digest(row["sha256"], digest) else None
 
     @staticmethod
     def audit(conn: Connection, who: str, action: str, target: str, result: str,
               token_id: int | None = None, role: str | None = None) -> None:
-        conn.execute(insert(t.audit).values(at=time.time(), who=_text(who, 200), action=_text(action, 300),
-                                            target=_text(target, 600), result=_text(result, 600), token_id=token_id,
-                                            role=role))
+        Store.audit_many(conn, who, [(action, target, result)], token_id, role)
+
+    @staticmethod
+    def audit_many(conn: Connection, who: str, records: list[tuple[str, str, str]],
+                   token_id: int | None = None, role: str | None = None) -> None:
+        """One audit row per (action, target, result) of one caller, written by one INSERT."""
+        if records:
+            now, who = time.time(), _text(who, 200)
+            conn.execute(_INSERT_AUDIT, [dict(at=now, who=who, action=_text(action, 300), target=_text(target, 600),
+                                              result=_text(result, 600), token_id=token_id, role=role)
+                                         for action, target, result in records])
 
     def audit_rows(self) -> list[dict]:
         with self.engine.connect() as conn:
@@ -534,16 +580,15 @@ class Store:
 
         def once(conn: Connection) -> tuple[int, dict, bool]:
             if key is not None:
-                row = conn.execute(select(t.idempotency).where(t.idempotency.c.key == key,
-                                                               t.idempotency.c.principal == principal)).mappings().first()
+                row = conn.execute(_IDEMPOTENT, {"key": key, "principal": principal}).mappings().first()
                 if row is not None:
                     if row["request_sha256"] != digest:
                         raise ObjectError([("Idempotency-Key", "already used for a different request; use a new key")])
                     return row["status_code"], row["body"], True
             status, body = fn(conn)
             if key is not None:
-                conn.execute(insert(t.idempotency).values(key=key, principal=principal, request_sha256=digest,
-                                                          status_code=status, body=body, created_at=time.time()))
+                conn.execute(_INSERT_IDEMPOTENCY, dict(key=key, principal=principal, request_sha256=digest,
+                                                       status_code=status, body=body, created_at=time.time()))
             return status, body, False
 
         return self.group.run(once)

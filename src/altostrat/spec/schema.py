@@ -27,7 +27,7 @@ class Model(BaseModel):
 
 class Metadata(Model):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    labels: dict[str, str] = {}
+    labels: dict[str, str] = Field(default_factory=dict)  # a factory: a {} default is deep-copied per object
 
 
 class GpuSpec(Model):
