@@ -149,7 +149,8 @@ def _description(d: dict) -> str:
             lines.append(f"Position:  {pending['queuePosition']} of {pending['pendingJobs']} pending "
                          "(0: the engine looks at it first)")
         start = pending["estimatedStart"]
-        lines.append("Estimated start: " + ("never, with what is known now" if start is None else
+        lines.append("Estimated start: " + ("once its dependencies succeed" if pending["reason"] == "dependency" else
+                                            "never, with what is known now" if start is None else
                                             f"{when(start)} UTC (in {max(0.0, start - time.time()):.0f} s)"))
     elif d.get("reason"):
         lines.append(f"Reason:    {d['reason']}")

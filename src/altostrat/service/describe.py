@@ -101,8 +101,11 @@ def pending_reasons(engine: Engine, jobs: list[Job], now: float, quota: QueueQuo
 
 
 def not_in_engine(status: dict, wall: float) -> tuple[str, str, float | None]:
-    """Why a job PENDING in the store waits while the engine does not hold it (a retry's
-    backoff, or not yet taken in): (reason, message, the backoff's end or None)."""
+    """Why a job PENDING in the store waits while the engine does not hold it (its dependencies,
+    which the reconciler writes in its status, a retry's backoff, or not yet taken in):
+    (reason, message, the backoff's end or None)."""
+    if status.get("waitingFor"):
+        return "dependency", status["reason"], None
     retry = status.get("notBefore")
     backoff = bool(retry and retry > wall)
     return ("retry-backoff" if backoff else "not-admitted",

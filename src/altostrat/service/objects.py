@@ -8,7 +8,7 @@ Metadata and GpuSpec it reuses. A Queue names its Tenant, a Job names its Queue.
 from __future__ import annotations
 
 import signal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -19,6 +19,9 @@ from altostrat.spec.schema import API_VERSION, GpuSpec, Metadata, Model, Resourc
 DEFAULT_EXPECTED_DURATION_S = 3600.0
 MAX_NAME = 253
 MAX_SERVICE_NAME = MAX_NAME - 13  # room for a replica's "-N" suffix
+MAX_DEPENDENCIES = 64
+NAME_PATTERN = next(m.pattern for m in Metadata.model_fields["name"].metadata if hasattr(m, "pattern"))
+JobName = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN)]
 
 
 class ObjectError(ValueError):
@@ -103,6 +106,9 @@ class JobSpec(Model):
                                        description="run-time estimate the engine plans with (backfill, SJF)")
     retries: int = Field(default=0, ge=0, le=100, description="attempts after a failed one")
     checkpoint_signal: str = Field(default="SIGTERM", description="sent before SIGKILL when preempted or cancelled")
+    depends_on: list[JobName] = Field(default=[], max_length=MAX_DEPENDENCIES,
+                                      description="Jobs of its tenant that must succeed before it starts "
+                                                  "(dependencies.py); fixed once the job exists")
 
     @field_validator("command")
     @classmethod
@@ -216,8 +222,22 @@ def parse_object(raw: object) -> _Object:
     if isinstance(obj, QueueObject) and obj.spec.borrowing_limit is not None and obj.spec.cohort is None:
         raise ObjectError([("spec.borrowingLimit", "a queue borrows only from a cohort: set spec.cohort, "
                                                    "or drop borrowingLimit")])
+    if isinstance(obj, JobObject):
+        _check_depends_on(obj)
     if obj.kind == "Service" and len(obj.metadata.name) > MAX_SERVICE_NAME:
         raise ObjectError([("metadata.name", f"at most {MAX_SERVICE_NAME} characters for a Service (its replicas "
                                              "are named NAME-N)")])
     return obj
 
+
+def _check_depends_on(job: JobObject) -> None:
+    """What can be checked without the store: no job names itself, nor another job twice."""
+    errors, seen = [], set()
+    for i, name in enumerate(job.spec.depends_on):
+        if name == job.metadata.name:
+            errors.append((f"spec.dependsOn[{i}]", "a job cannot depend on itself"))
+        elif name in seen:
+            errors.append((f"spec.dependsOn[{i}]", f"{name!r} is listed twice; name each dependency once"))
+        seen.add(name)
+    if errors:
+        raise ObjectError(errors)

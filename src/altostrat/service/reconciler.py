@@ -27,7 +27,7 @@ from pathlib import Path
 from altostrat.cluster.state import ClusterState
 from altostrat.engine import PREEMPT, RECLAIMED, REJECT, START, Decision, Engine
 from altostrat.policy.registry import parse_policy
-from altostrat.service import attempts, describe
+from altostrat.service import attempts, dependencies, describe
 from altostrat.service import executor as ex
 from altostrat.service.observability import Observer
 from altostrat.service.pacing import Pacer
@@ -95,6 +95,7 @@ class Reconciler:
         self.cursor: float | None = None  # wall time the next incremental sync reads changes from
         self.seen: dict[int, int] = {}  # id -> resource_version of the jobs the last sync read
         self.backoff_ends = math.inf  # earliest end of a skipped retry's backoff
+        self.held: dict[int, dict] = {}  # id -> row of the PENDING jobs held out of the engine for dependencies
         self.queues: dict[str, dict] = {}
         self.live: dict[int, Live] = {}
         self.tasks: dict[int, Task] = {}  # task row -> process
@@ -311,6 +312,7 @@ class Reconciler:
         for row in sorted(jobs, key=lambda r: r["id"]):
             live = self.live.get(row["id"])
             status = row["status"]
+            self.held.pop(row["id"], None)  # decided again from this read
             if status.get("cancelRequested"):
                 self._cancel(row, live)
             elif live is not None:
@@ -320,10 +322,47 @@ class Reconciler:
                     self._apply(decisions)
                     self._submit(row)
             elif row["state"] == PENDING and self.engine is not None:
-                if status.get("notBefore", 0) <= wall:
-                    self._submit(row)
-                else:  # unchanged until its backoff ends: a full read then picks it up
+                if status.get("notBefore", 0) > wall:  # unchanged until its backoff ends: a full read then picks it up
                     self.backoff_ends = min(self.backoff_ends, status["notBefore"])
+                elif dependencies.held(row):
+                    self.held[row["id"]] = row  # settled below, once every change is read
+                else:
+                    self._submit(row)
+        if self.held and self.engine is not None:
+            self._settle_held()
+
+    def _settle_held(self) -> None:
+        """Jobs held for their dependencies (dependencies.py), in id order, so that a failure
+        cascades down a chain at once: submitted once all succeeded, FAILED once one did not,
+        else their status says what they wait for (describe's `dependency`)."""
+        with self.store.read() as conn:
+            jobs = dependencies.found(conn, {d for row in self.held.values() for d in row["spec"]["dependsOn"]})
+        writes, failed = [], []  # (id, state, status changes), (row, reason)
+        for row in sorted(self.held.values(), key=lambda r: r["id"]):
+            verdict, reason, waits = dependencies.verdict(row, jobs)
+            status = row["status"]
+            if verdict == dependencies.FAIL:
+                del self.held[row["id"]]
+                writes.append((row["id"], FAILED, dict(reason=reason, waitingFor=None, finishedAt=time.time())))
+                failed.append((row, reason))
+                jobs[row["name"]] = dependencies.Dependency(row["id"], row["tenant"], FAILED)
+            elif verdict == dependencies.RUN:
+                del self.held[row["id"]]
+                if "waitingFor" in status:  # before the engine decides: a rejection writes its own reason
+                    with self.store.tx() as conn:
+                        self.store.update_job(conn, row["id"], reason=None, waitingFor=None)
+                self._submit(row)  # now, so that its dependents below see it RUNNING if it started
+                jobs[row["name"]] = dependencies.Dependency(row["id"], row["tenant"], RUNNING if row["id"] in
+                                                            self.engine.running else PENDING)
+            elif status.get("reason") != reason or status.get("waitingFor") != waits:
+                writes.append((row["id"], None, dict(reason=reason, waitingFor=waits)))
+                row["status"] = {**status, "reason": reason, "waitingFor": waits}
+        if writes:
+            with self.store.tx() as conn:
+                for job_id, state, changes in writes:
+                    self.store.update_job(conn, job_id, state, **changes)
+        for row, reason in failed:
+            self.obs.job("failed", row["name"], row["spec"]["queue"], f"failed: {reason}", attempt=0, reason=reason)
 
     def _pending_in_engine(self, live: Live) -> bool:
         return self.engine is not None and live.id in self.engine.pending
@@ -544,8 +583,8 @@ class Reconciler:
         decisions = self._decide(self.engine.finish, live.job, self.now())
         self._forget(live)
         self._apply(decisions)
-        if state == PENDING:
-            self.wake()  # its retry is due after the backoff: sync looks again
+        if state == PENDING or self.held:
+            self.wake()  # its retry is due after the backoff, or a job held for it may go: sync looks again
 
     def _forget(self, live: Live) -> None:
         self.live.pop(live.id, None)

@@ -275,6 +275,8 @@ class Store:
         if row is not None and scope is not None and row["tenant"] != scope:
             # names are unique across tenants: this says the name is in use, nothing more
             raise Conflict(f"a {kind} named {name!r} exists (names are unique across tenants); choose another name")
+        from altostrat.service import dependencies  # here: it reads this module's states
+        dependencies.check(conn, obj, tenant, row)
         now = time.time()
         if row is None:
             values = _new_row(kind, name, tenant, spec, labels, now)
@@ -310,7 +312,7 @@ class Store:
                 batch.clear()
         for i, obj in enumerate(objs):
             name = obj.metadata.name
-            if isinstance(obj, JobObject) and name not in taken:
+            if isinstance(obj, JobObject) and name not in taken and not obj.spec.depends_on:
                 if obj.spec.queue not in queues:
                     queue = self._row(conn, "Queue", obj.spec.queue, scope)
                     if queue is not None:
@@ -327,6 +329,8 @@ class Store:
                 out.append(self.apply(conn, obj, scope))
             except ObjectError as exc:
                 raise ObjectError([(f"objects[{i}].{f}", m) for f, m in exc.errors]) from None
+            if isinstance(obj, JobObject):
+                taken.add(name)
         flush()
         return out
 
