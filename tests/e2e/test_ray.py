@@ -82,7 +82,7 @@ def ray_address():
 
 def serve(data_dir: Path, *args: str):
     out = tempfile.TemporaryFile("w+")
-    proc, url = start_serve(data_dir, TOKEN, "--grace-s", "2", *args, out=out, timeout=90)
+    proc, url = start_serve(data_dir, TOKEN, "--grace-s", "10", *args, out=out, timeout=90)
     return proc, url, out
 
 

@@ -111,8 +111,11 @@ def test_get_watch_follows_a_job_until_interrupted(serve):
     missing = subprocess.run([*cli, "get", "job", "nope", "-w"], env=env, capture_output=True, text=True, timeout=60)
     assert (missing.returncode, missing.stderr) == (2, "error: 404 no Job named 'nope'\n")
 
+    # Ctrl-C's SIGINT as a terminal delivers it: a shell that starts the tests in the background
+    # leaves SIGINT ignored, and an ignored SIGINT stays ignored across exec
     watcher = subprocess.Popen([*cli, "get", "jobs", "-w"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line.rstrip("\n")) for line in watcher.stdout], daemon=True).start()
     seen: list[str] = []
