@@ -1,4 +1,5 @@
-"""The REST API under /v1 (FastAPI; OpenAPI at /openapi.json).
+"""The REST API under /v1 (FastAPI; OpenAPI at /openapi.json). The two submit endpoints answer in
+front of FastAPI (submit.py), on the same checks, errors and audit (calls.py).
 
 Every call but /healthz needs `Authorization: Bearer TOKEN` (401 otherwise); what the token's
 role may do and see is auth.py's (403 for a call the role never makes, 404 for another
@@ -10,8 +11,6 @@ token's id and role: a successful one in the same transaction as its change, a r
 """
 
 
-import json
-import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,28 +20,22 @@ from fastapi import Body, Depends, FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from altostrat.service import watch
+from altostrat.service import calls, submit, watch
 from altostrat.service.auth import Forbidden, Principal, parse_token_request
 from altostrat.service.dashboard import Reasons, add_dashboard
 from altostrat.service.describe import Snapshot, describe_job
 from altostrat.service.describe_objects import add_describe
-from altostrat.service.objects import KINDS, ObjectError, field_path, kind_of, parse_object
+from altostrat.service.objects import KINDS, ObjectError, field_path, kind_of
 from altostrat.service.observability import Observer
 from altostrat.service.services import LoadReport, record_load
 from altostrat.service.store import Store, StoreError
 
-log = logging.getLogger("altostrat.api")
-MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 LOG_TAIL_BYTES = 1 << 20  # the most of one task's log a call returns (its end)
 _WHO, _AUDITED = "altostrat.who", "altostrat.audited"
-MAX_KEY = 200  # the longest Idempotency-Key (its column's length)
-
-
-class Unauthorized(Exception):
-    pass
 
 
 MAX_ID = 2**63 - 1  # the largest integer SQLite (and PostgreSQL's bigint) stores: larger ids are a 422, not a 500
@@ -50,60 +43,40 @@ MAX_ID = 2**63 - 1  # the largest integer SQLite (and PostgreSQL's bigint) store
 def create_app(store: Store, wake: Callable[[], None] = lambda: None,
                healthy: Callable[[], str | None] = lambda: None,
                explain: Callable[[str], Snapshot | None] | None = None, observer: Observer | None = None,
-               reasons: Reasons | None = None, watch_max_s: float = watch.MAX_TIMEOUT_S) -> FastAPI:
+               reasons: Reasons | None = None, watch_max_s: float = watch.MAX_TIMEOUT_S) -> submit.Submissions:
     """`wake` tells the reconciler the store changed; `healthy` returns why it is not, or None;
     `explain` is Reconciler.explain (None: no engine to ask, and describe answers 503);
     `reasons` is Reconciler.reasons, the dashboard's pending reasons (None: shown as unknown);
     `observer` holds the metrics `/metrics` serves (the reconciler's; without one, the store's alone);
-    `watch_max_s` caps a watch's timeoutSeconds."""
+    `watch_max_s` caps a watch's timeoutSeconds. The ASGI app returned serves the submit endpoints
+    itself and hands every other request to the FastAPI app (`.app`)."""
     obs = observer if observer is not None else Observer(store)
     app = FastAPI(title="Altostrat control plane", version="v1",
                   description="Declarative objects (Tenant, Queue, Pool, Job, Service) run by the simulator's engine.")
 
-    def authenticate(scope: dict, authorization: str | None) -> Principal:
+    def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
         """The calling token (401 without a live one), noted in the request for its audit."""
-        scheme, _, token = (authorization or "").partition(" ")
-        found = store.principal(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
-        if found is None:
-            raise Unauthorized()
-        who = Principal(found["id"], found["name"], found["role"], found["tenant"], found["sha256"])
-        scope[_WHO] = who
+        who = request.scope[_WHO] = calls.caller(store, authorization)
         return who
 
-    def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
-        return authenticate(request.scope, authorization)
-
     Who = Annotated[Principal, Depends(principal)]
-    IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=MAX_KEY)]
+    IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=submit.MAX_KEY)]
 
     def audit(conn, who: Principal | None, action: str, target: str, result: str) -> None:
-        audit_all(conn, who, [(action, target, result)])
+        calls.audit(store, conn, who, [(action, target, result)])
 
-    def audit_all(conn, who: Principal | None, records: list[tuple[str, str, str]]) -> None:
-        if who is None:
-            store.audit_many(conn, "anonymous", records)
-        else:
-            store.audit_many(conn, who.name, records, token_id=who.id, role=who.role)
-
-    def mutate(request: Request, who: Principal, key: str | None, payload: object, fn,
-               applied: Callable[[dict], list[dict]] = lambda body: []) -> JSONResponse:
+    def mutate(request: Request, who: Principal, key: str | None, payload: object, fn) -> JSONResponse:
         """Run `fn(conn) -> (status, body, [(action, target, result)])` once per idempotency key,
-        its audit rows in its transaction; once committed (not on a replay), log the Jobs among
-        `applied(body)` (`{result, object}` items) that it created."""
+        its audit rows in its transaction, and wake the reconciler once it is committed (not on a replay)."""
         def run(conn):
             status, body, records = fn(conn)
-            audit_all(conn, who, records)
+            calls.audit(store, conn, who, records)
             return status, body
 
-        status, body, replayed = store.idempotent(key, who.sha256, [request.url.path, payload], run)
+        status, body, replayed = store.idempotent(key, who.sha256, [request.url.path, payload], run).result()
         request.scope[_AUDITED] = True
         if not replayed:
             wake()
-            for item in applied(body):
-                job = item["object"]
-                if item["result"] == "created" and job["kind"] == "Job":
-                    obs.job("submitted", job["metadata"]["name"], job["spec"]["queue"], "submitted",
-                            tenant=job["metadata"]["tenant"])
         return JSONResponse(body, status_code=status, headers={"Idempotent-Replayed": "true"} if replayed else None)
 
     class AuditRefusals:
@@ -114,7 +87,7 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
             self.app = app
 
         async def __call__(self, scope, receive, send) -> None:
-            if scope["type"] != "http" or scope["method"] not in MUTATING:
+            if scope["type"] != "http" or scope["method"] not in calls.MUTATING:
                 return await self.app(scope, receive, send)
 
             async def send_audited(message) -> None:
@@ -129,32 +102,17 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
 
     app.add_middleware(AuditRefusals)
 
-    @app.exception_handler(Unauthorized)
-    async def _401(request: Request, exc: Unauthorized):
-        return JSONResponse({"detail": "missing or invalid token; send Authorization: Bearer TOKEN"},
-                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    async def refused(request: Request, exc: Exception) -> JSONResponse:
+        status, body, headers = calls.refusal(exc, request.method, request.url.path)
+        return JSONResponse(body, status_code=status, headers=headers)
 
-    @app.exception_handler(Forbidden)
-    async def _403(request: Request, exc: Forbidden):
-        return JSONResponse({"detail": str(exc)}, status_code=403)
-
-    @app.exception_handler(ObjectError)
-    async def _422(request: Request, exc: ObjectError):
-        return JSONResponse({"detail": [{"field": f, "message": m} for f, m in exc.errors]}, status_code=422)
+    for error in (calls.Unauthorized, Forbidden, ObjectError, StoreError, Exception):
+        app.add_exception_handler(error, refused)
 
     @app.exception_handler(RequestValidationError)
     async def _422_request(request: Request, exc: RequestValidationError):
         return JSONResponse({"detail": [{"field": field_path(tuple(e["loc"])), "message": e["msg"]}
                                         for e in exc.errors()]}, status_code=422)
-
-    @app.exception_handler(StoreError)
-    async def _store(request: Request, exc: StoreError):
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
-
-    @app.exception_handler(Exception)
-    async def _500(request: Request, exc: Exception):  # a bug: logged here, never shown to the client
-        log.exception("internal error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
 
     def _kind(text: str) -> str:
         kind = kind_of(text)
@@ -231,81 +189,6 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
             audit(conn, who, "token revoke", f"Token/{token_id}", "revoked")
         request.scope[_AUDITED] = True
         return {"result": "revoked", "token": view}
-
-    # The submit endpoints take their body raw and do all their work in one worker thread: the
-    # token lookup, the body parsed once, the transaction. Resolved by FastAPI, the token (a
-    # dependency) and the body would cost a thread hop and a validation pass more per request.
-    Authorization = Annotated[str | None, Header()]
-    RawKey = Annotated[str | None, Header(alias="Idempotency-Key", json_schema_extra={"maxLength": MAX_KEY})]
-
-    def submission(request: Request, authorization: str | None, key: str | None, raw: bytes) -> tuple[Principal, Any]:
-        """The caller and the JSON body of a submission, checked in the order the other calls
-        are: the token (401), the Idempotency-Key (422), a writer's role (403), the body (422)."""
-        who = authenticate(request.scope, authorization)
-        if key is not None and len(key) > MAX_KEY:
-            raise ObjectError([("header.Idempotency-Key", f"String should have at most {MAX_KEY} characters")])
-        who.require_writer()
-        ctype = request.headers.get("content-type", "application/json").partition(";")[0].strip().lower()
-        if ctype != "application/json" and not (ctype.startswith("application/") and ctype.endswith("+json")):
-            raise ObjectError([("body", f"send JSON (Content-Type: application/json), not {ctype or 'nothing'}")])
-        if not raw:
-            raise ObjectError([("body", "Field required")])
-        try:
-            return who, json.loads(raw)
-        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError; too deep a nesting recurses
-            raise ObjectError([("body", f"JSON decode error: {exc}")]) from None
-
-    @app.post("/v1/objects", tags=["objects"], summary="Create or update one object",
-              openapi_extra=_json_body({"type": "object", "additionalProperties": True,
-                                        "description": "an altostrat/v1 object"}))
-    async def apply(request: Request, authorization: Authorization = None, key: RawKey = None) -> JSONResponse:
-        return await run_in_threadpool(apply_one, request, authorization, key, await request.body())
-
-    def apply_one(request: Request, authorization: str | None, key: str | None, raw: bytes) -> JSONResponse:
-        who, body = submission(request, authorization, key, raw)
-        if not isinstance(body, dict):
-            raise ObjectError([("body", "an object must be a mapping with apiVersion, kind, metadata and spec")])
-        obj = parse_object(body)
-        scope = who.require_write(obj.kind)
-
-        def fn(conn):
-            result, view = store.apply(conn, obj, scope)
-            return 201 if result == "created" else 200, {"result": result, "object": view}, \
-                [("apply", f"{obj.kind}/{obj.metadata.name}", result)]
-        return mutate(request, who, key, body, fn, lambda done: [done])
-
-    @app.post("/v1/objects:batch", tags=["objects"], summary="Apply several objects in one transaction",
-              openapi_extra=_json_body({"type": "object", "required": ["objects"], "additionalProperties": False,
-                                        "properties": {"objects": {"type": "array", "items": {
-                                            "type": "object", "additionalProperties": True}}},
-                                        "description": '{"objects": [...]}'}))
-    async def apply_batch(request: Request, authorization: Authorization = None, key: RawKey = None) -> JSONResponse:
-        return await run_in_threadpool(apply_several, request, authorization, key, await request.body())
-
-    def apply_several(request: Request, authorization: str | None, key: str | None, raw: bytes) -> JSONResponse:
-        who, body = submission(request, authorization, key, raw)
-        if not isinstance(body, dict) or set(body) != {"objects"} or not isinstance(body["objects"], list):
-            raise ObjectError([("objects", 'the body is {"objects": [object, ...]}')])
-        objs, errors = [], []
-        for i, item in enumerate(body["objects"]):
-            try:
-                objs.append(parse_object(item))
-            except ObjectError as exc:
-                errors += [(f"objects[{i}].{f}" if f else f"objects[{i}]", m) for f, m in exc.errors]
-        if errors:
-            raise ObjectError(errors)
-        scope = None
-        for i, obj in enumerate(objs):
-            try:
-                scope = who.require_write(obj.kind)
-            except Forbidden as exc:
-                raise Forbidden(f"objects[{i}] ({obj.kind} {obj.metadata.name}): {exc}") from None
-
-        def fn(conn):
-            done = store.apply_many(conn, objs, scope)
-            return 200, {"results": [{"result": result, "object": view} for result, view in done]}, \
-                [("apply", f"{obj.kind}/{obj.metadata.name}", result) for obj, (result, _) in zip(objs, done)]
-        return mutate(request, who, key, body, fn, lambda done: done["results"])
 
     @app.post("/v1/services/{name}:load", tags=["services"],
               summary="Report a Service's current load; it runs ceil(load / targetLoad) replicas, within its bounds")
@@ -389,12 +272,15 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
             return PlainTextResponse(_tail(Path(chosen[0][1])))
         return PlainTextResponse("".join(f"==> attempt {attempt} task {t} <==\n{_tail(Path(p))}" for t, p in chosen))
 
-    return app
-
-
-def _json_body(schema: dict) -> dict:
-    """The OpenAPI of a JSON request body that an endpoint reads itself."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    def openapi() -> dict:
+        """FastAPI's schema, with the submit endpoints that answer in front of it."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schema["paths"].update(submit.OPENAPI_PATHS)
+            app.openapi_schema = schema
+        return app.openapi_schema
+    app.openapi = openapi
+    return submit.Submissions(app, store, wake, obs)
 
 
 def _tail(path: Path) -> str:

@@ -42,7 +42,9 @@ log = logging.getLogger("altostrat.reconciler")
 RESYNC_S = 0.5  # how stale the reconciler's view of the store may get without a wake-up
 # Between full reads of the active jobs, a sync reads only jobs changed since its last read
 # (their updated_at), looking back SYNC_MARGIN_S for transactions that committed late; a full
-# read every FULL_SYNC_S, and when pools change or a retry's backoff ends, covers the rest.
+# read every FULL_SYNC_S, and when a retry's backoff ends, covers the rest: it compares every
+# active job's version with what it has seen and decodes only the changed ones and those the
+# engine does not hold. When pools or queues change (a new engine), every active job is decoded.
 FULL_SYNC_S = 10.0
 SYNC_MARGIN_S = 2.0
 TICK_S = 0.05  # reaping interval while tasks run
@@ -295,12 +297,15 @@ class Reconciler:
             # a Queue change rebuilds the engine too: its weights, cohorts and budgets live in it
             pools = self.store.specs(conn, "Pool") if pool_sig != self.pool_sig or queues != self.queues else None
             full = full or self.cursor is None or pools is not None or self.backoff_ends <= read_at
-            if full:
+            if self.cursor is None or pools is not None:  # a new engine: every active job is submitted again
                 jobs = self.store.jobs(conn)
                 self.seen = {r["id"]: r["resource_version"] for r in jobs}
-            else:  # the margin re-reads recent changes: decode only those not seen at their version
-                versions = self.store.job_versions(conn, self.cursor)
-                jobs = self.store.jobs_by_id(conn, [i for i, v in versions.items() if self.seen.get(i) != v])
+            else:
+                # decode only what changed since seen at its version (the margin re-reads recent
+                # changes), and in a full read the jobs an engine could take that it does not hold
+                versions = self.store.job_versions(conn, None if full else self.cursor)
+                jobs = self.store.jobs_by_id(conn, [i for i, v in versions.items() if self.seen.get(i) != v or (
+                    full and self.engine is not None and i not in self.live)])
                 self.seen = versions
         self.cursor = read_at - SYNC_MARGIN_S
         if full:

@@ -18,10 +18,11 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, bindparam, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -44,11 +45,14 @@ PG_LOCK_KEY = int.from_bytes(b"altostra", "big") >> 1
 # an object name's pattern (the schema's): a lookup of any other name finds nothing, unasked
 NAME_RE = re.compile(next(m.pattern for m in Metadata.model_fields["name"].metadata if hasattr(m, "pattern")))
 READ_ONLY = "altostrat_read_only"  # the execution option of Store.read's connections
+AUDIT_ROWS = "altostrat_audit_rows"  # Connection.info key of a group commit's audit rows, written before it commits
 
 # The submit path's statements, built once: building a statement and its cache key costs
 # SQLAlchemy more than running it costs SQLite. Values are bound at each execution.
 _ROW = select(t.objects).where(t.objects.c.kind == bindparam("kind"), t.objects.c.name == bindparam("name"))
 _SCOPED_ROW = _ROW.where(t.objects.c.tenant == bindparam("tenant"))
+_TWO_ROWS = select(t.objects).where(or_(_ROW.whereclause, and_(t.objects.c.kind == bindparam("ref_kind"),
+                                                               t.objects.c.name == bindparam("ref_name"))))
 _NAMES_IN = select(t.objects.c.name).where(t.objects.c.kind == bindparam("kind"),
                                            t.objects.c.name.in_(bindparam("names", expanding=True)))
 _TASKS = (select(t.attempts).where(t.attempts.c.job_id.in_(bindparam("ids", expanding=True)))
@@ -160,10 +164,14 @@ def pool_of(node: str) -> str:
 
 
 class GroupCommit:
-    """Requests that arrive together share one transaction, so one fsync. A request thread that
-    finds nobody committing commits the batch waiting at that moment, its own included, and
-    hands over; the others wait until their request is committed. Every request is still
-    committed before it is answered.
+    """Requests that arrive together share one transaction, so one fsync. One committer thread
+    runs them: it takes every request waiting, runs them in one transaction, commits, answers
+    each, and takes the next batch, which filled up during that commit. Every request is still
+    committed before it is answered. The thread lives while there is work and exits after
+    IDLE_S without any, so an idle store holds no thread.
+
+    Threads call `run` (it blocks until the request is committed); the API's event loop awaits
+    `submit`'s future, so a submission costs no worker thread of its own.
 
     One request's error undoes only its own writes. Savepoints would give that at two
     statements a request, and most requests succeed: so a batch runs without them first, and
@@ -171,38 +179,48 @@ class GroupCommit:
     a savepoint. A request's `fn` may therefore run twice (the first run undone): it must act
     only through its connection."""
 
+    IDLE_S = 1.0
+
     def __init__(self, engine: SqlEngine) -> None:
         self.engine = engine
         self.cond = threading.Condition()
-        self.waiting: list[list] = []  # [fn, done, value, error]
-        self.leading = False
+        self.waiting: list[list] = []  # [fn, future, value, error]
+        self.committer: threading.Thread | None = None
 
     def run(self, fn: Callable[[Connection], object]):
-        me = [fn, False, None, None]
+        return self.submit(fn).result()
+
+    def submit(self, fn: Callable[[Connection], object]) -> Future:
+        """`fn(conn)`'s result (or its error) once its transaction is committed (or rolled back)."""
+        future: Future = Future()
         with self.cond:
-            self.waiting.append(me)
-            while not me[1] and self.leading:
-                self.cond.wait()
-            if not me[1]:
-                self.leading = True
+            self.waiting.append([fn, future, None, None])
+            if self.committer is None:
+                self.committer = threading.Thread(target=self._commit_loop, name="group-commit", daemon=True)
+                self.committer.start()
+            self.cond.notify()
+        return future
+
+    def _commit_loop(self) -> None:
+        while True:
+            with self.cond:
+                if not self.waiting:
+                    self.cond.wait(self.IDLE_S)
+                if not self.waiting:  # idle: a later submit starts another committer
+                    self.committer = None
+                    return
                 batch, self.waiting = self.waiting, []
-        if not me[1]:
-            try:
-                self._commit(batch)
-            finally:
-                with self.cond:
-                    self.leading = False
-                    self.cond.notify_all()
-        if me[3] is not None:
-            raise me[3]
-        return me[2]
+            self._commit(batch)
+            for _, future, value, error in batch:
+                if error is None:
+                    future.set_result(value)
+                else:
+                    future.set_exception(error)
 
     def _commit(self, batch: list[list]) -> None:
         failed = self._transaction(batch, savepoints=False)
         if failed is not None:
             self._transaction([item for item in batch if item is not failed], savepoints=True)
-        for item in batch:
-            item[1] = True
 
     def _transaction(self, batch: list[list], savepoints: bool) -> list | None:
         """Run `batch` in one transaction and commit it. Without savepoints, the first request
@@ -211,24 +229,77 @@ class GroupCommit:
             return None
         try:
             with self.engine.begin() as conn:
-                for item in batch:
-                    savepoint = conn.begin_nested() if savepoints else None
-                    try:
-                        item[2] = item[0](conn)
-                    except Exception as exc:  # noqa: BLE001  (handed to its own request)
-                        item[2], item[3] = None, exc
-                        if savepoint is None:
-                            raise _Undo(item) from exc
-                        savepoint.rollback()
-                    else:
-                        if savepoint is not None:
-                            savepoint.commit()
+                audit = conn.info[AUDIT_ROWS] = []  # Store.audit_many's rows, written by one INSERT below
+                try:
+                    for item in batch:
+                        savepoint = conn.begin_nested() if savepoints else None
+                        audited = len(audit)
+                        try:
+                            item[2] = item[0](conn)
+                        except Exception as exc:  # noqa: BLE001  (handed to its own request)
+                            item[2], item[3] = None, exc
+                            if savepoint is None:
+                                raise _Undo(item) from exc
+                            savepoint.rollback()
+                            del audit[audited:]
+                        else:
+                            if savepoint is not None:
+                                savepoint.commit()
+                finally:
+                    del conn.info[AUDIT_ROWS]
+                if audit:
+                    conn.execute(_INSERT_AUDIT, audit)
         except _Undo as undo:
             return undo.item
         except Exception as exc:  # noqa: BLE001  (the commit failed: nothing of the batch is stored)
             for item in batch:
                 item[2], item[3] = None, item[3] or exc
         return None
+
+
+class PrincipalCache:
+    """Live tokens by hash, so that a request's token costs no read once it has been seen.
+
+    A revocation (Store.revoke_token, a Tenant's deletion) marks its connection with `changing`;
+    once that transaction has committed or rolled back (`settled`, when the connection goes back
+    to the pool), the cache is emptied. While one is in flight nothing is added, and a lookup that began before the last
+    settlement (an older `generation`) adds nothing either, so a revoked token is refused from
+    the moment its revocation commits. Revocations reach the database only through a Store:
+    one `serve` per database, as the reconciler requires too."""
+
+    MAX = 10_000  # entries before the cache starts again (live tokens are made by admins only)
+    _MARK = "altostrat_token_changes"  # the connection's count of revocations in its transaction
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.found: dict[str, dict] = {}
+        self.generation = 0
+        self.in_flight = 0
+
+    def get(self, digest: str) -> dict | None:
+        return self.found.get(digest)
+
+    def put(self, digest: str, principal: dict, generation: int) -> None:
+        with self.lock:
+            if self.in_flight == 0 and generation == self.generation:
+                if len(self.found) >= self.MAX:
+                    self.found.clear()
+                self.found[digest] = principal
+
+    def changing(self, conn: Connection) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.found.clear()
+        conn.info[self._MARK] = conn.info.get(self._MARK, 0) + 1
+
+    def settled(self, info: dict) -> None:
+        """`info`: the pooled connection's (Connection.info)."""
+        changes = info.pop(self._MARK, 0)
+        if changes:
+            with self.lock:
+                self.in_flight -= changes
+                self.generation += 1
+                self.found.clear()
 
 
 class _Undo(Exception):
@@ -243,6 +314,9 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self.group = GroupCommit(self.engine)
+        self.principals = PrincipalCache()
+        # a connection goes back to the pool once its transaction has committed or rolled back
+        event.listen(self.engine.pool, "checkin", lambda _dbapi, record: self.principals.settled(record.info))
 
     def upgrade(self) -> None:
         upgrade(self.engine)
@@ -270,8 +344,9 @@ class Store:
         kind, name = obj.kind, obj.metadata.name
         spec = obj.spec.model_dump(mode="json", by_alias=True)
         labels = dict(obj.metadata.labels)
-        tenant = self._check_refs(conn, obj, scope)
-        row = self._row(conn, kind, name)
+        ref = _reference(obj)
+        row, referred = self._row_and_reference(conn, kind, name, ref)
+        tenant = _tenant_of(obj, ref, referred, scope)
         if row is not None and scope is not None and row["tenant"] != scope:
             # names are unique across tenants: this says the name is in use, nothing more
             raise Conflict(f"a {kind} named {name!r} exists (names are unique across tenants); choose another name")
@@ -334,21 +409,13 @@ class Store:
         flush()
         return out
 
-    def _check_refs(self, conn: Connection, obj: _Object, scope: str | None) -> str | None:
-        """The object's tenant; an unknown (or, to `scope`, invisible) tenant or queue is a field error."""
-        if isinstance(obj, TenantObject):
-            return obj.metadata.name
-        if isinstance(obj, QueueObject):
-            if self._row(conn, "Tenant", obj.spec.tenant, scope) is None:
-                raise ObjectError([("spec.tenant", f"no Tenant named {obj.spec.tenant!r}; apply it first")])
-            return obj.spec.tenant
-        if isinstance(obj, (JobObject, ServiceObject)):
-            queue = self._row(conn, "Queue", obj.spec.queue, scope)
-            if queue is None:
-                raise ObjectError([("spec.queue", f"no Queue named {obj.spec.queue!r}; apply it first")])
-            return queue["tenant"]
-        assert isinstance(obj, PoolObject)
-        return None
+    def _row_and_reference(self, conn: Connection, kind: str, name: str, ref: tuple[str, str, str] | None):
+        """(the object's row, the row it refers to), each None when missing, read by one SELECT."""
+        if ref is None or len(ref[1]) > MAX_NAME or not NAME_RE.match(ref[1]):
+            return self._row(conn, kind, name), None
+        rows = {(r["kind"], r["name"]): r for r in conn.execute(
+            _TWO_ROWS, {"kind": kind, "name": name, "ref_kind": ref[0], "ref_name": ref[1]}).mappings()}
+        return rows.get((kind, name)), rows.get(ref[:2])
 
     def _pool_idle(self, conn: Connection, pool: str, verb: str) -> None:
         busy = conn.execute(select(func.count()).select_from(t.attempts).where(
@@ -365,6 +432,7 @@ class Store:
             if used:
                 raise Conflict(f"tenant {name} still has queues ({', '.join(used)}); delete them first")
             # a tenant of the same name created later is someone else: its old tokens must not work
+            self.principals.changing(conn)
             conn.execute(update(t.tokens).where(t.tokens.c.tenant == name, t.tokens.c.revoked_at.is_(None))
                          .values(revoked_at=time.time()))
         elif kind == "Queue":
@@ -438,11 +506,13 @@ class Store:
             where.append(t.objects.c.updated_at >= since)
         return [dict(r) for r in self._rows(conn, "Job", *where)]
 
-    def job_versions(self, conn: Connection, since: float) -> dict[int, int]:
-        """id -> resource_version of the active Jobs changed at or after `since`: what an
-        incremental read compares with what it has seen, without decoding specs."""
-        return dict(conn.execute(select(t.objects.c.id, t.objects.c.resource_version).where(
-            t.objects.c.kind == "Job", t.objects.c.state.in_(ACTIVE), t.objects.c.updated_at >= since)).all())
+    def job_versions(self, conn: Connection, since: float | None) -> dict[int, int]:
+        """id -> resource_version of the active Jobs changed at or after `since` (None: all of
+        them): what a read compares with what it has seen, without decoding specs."""
+        where = [t.objects.c.kind == "Job", t.objects.c.state.in_(ACTIVE)]
+        if since is not None:
+            where.append(t.objects.c.updated_at >= since)
+        return dict(conn.execute(select(t.objects.c.id, t.objects.c.resource_version).where(*where)).all())
 
     def jobs_by_id(self, conn: Connection, ids: list[int]) -> list[dict]:
         out = []
@@ -538,6 +608,7 @@ class Store:
                 t.tokens.c.role == "admin", t.tokens.c.revoked_at.is_(None))).scalar_one() == 1:
             raise Conflict(f"token {token_id} is the last admin token; create another admin token first")
         now = time.time()
+        self.principals.changing(conn)
         conn.execute(update(t.tokens).where(t.tokens.c.id == token_id).values(revoked_at=now))
         return _token_view({**row, "revoked_at": now})
 
@@ -547,11 +618,20 @@ class Store:
     def principal(self, token: str) -> dict | None:
         """The live token whose hash is `token`'s, or None. The lookup is keyed by the hash, so its
         timing can tell only how far a guess's hash matches a stored one, which does not help to
-        find a token; the final check is constant-time whatever the database's string comparison."""
+        find a token; the final check is constant-time whatever the database's string comparison.
+        Live tokens once found are answered from PrincipalCache."""
         digest = sha256(token)
+        found = self.principals.get(digest)
+        if found is not None:
+            return found
+        generation = self.principals.generation
         with self.read() as conn:
             row = conn.execute(_PRINCIPAL, {"sha256": digest}).mappings().first()
-        return dict(row) if row is not None and hmac.compare_digest(row["sha256"], digest) else None
+        if row is None or not hmac.compare_digest(row["sha256"], digest):
+            return None
+        found = dict(row)
+        self.principals.put(digest, found, generation)
+        return found
 
     @staticmethod
     def audit(conn: Connection, who: str, action: str, target: str, result: str,
@@ -561,24 +641,29 @@ class Store:
     @staticmethod
     def audit_many(conn: Connection, who: str, records: list[tuple[str, str, str]],
                    token_id: int | None = None, role: str | None = None) -> None:
-        """One audit row per (action, target, result) of one caller, written by one INSERT."""
+        """One audit row per (action, target, result) of one caller, written by one INSERT (in a
+        group commit, one INSERT for the whole group, before it commits)."""
         if records:
             now, who = time.time(), _text(who, 200)
-            conn.execute(_INSERT_AUDIT, [dict(at=now, who=who, action=_text(action, 300), target=_text(target, 600),
-                                              result=_text(result, 600), token_id=token_id, role=role)
-                                         for action, target, result in records])
+            rows = [dict(at=now, who=who, action=_text(action, 300), target=_text(target, 600),
+                         result=_text(result, 600), token_id=token_id, role=role) for action, target, result in records]
+            group = conn.info.get(AUDIT_ROWS)
+            if group is not None:
+                group.extend(rows)
+            else:
+                conn.execute(_INSERT_AUDIT, rows)
 
     def audit_rows(self) -> list[dict]:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(select(t.audit).order_by(t.audit.c.id)).mappings()]
 
     def idempotent(self, key: str | None, principal: str, request: object,
-                   fn: Callable[[Connection], tuple[int, dict]]) -> tuple[int, dict, bool]:
+                   fn: Callable[[Connection], tuple[int, dict]]) -> Future:
         """Run `fn` in a transaction (shared with requests arriving together: GroupCommit); with
         a key, store its response and replay it to a retry.
 
-        Returns (status code, body, replayed). A key reused for a different request is a
-        field error; a failed request stores nothing, so its retry runs again.
+        The future's result is (status code, body, replayed) once committed. A key reused for a
+        different request is a field error; a failed request stores nothing, so its retry runs again.
         """
         digest = sha256(json.dumps(request, sort_keys=True, default=str)) if key is not None else ""
 
@@ -595,7 +680,29 @@ class Store:
                                                        status_code=status, body=body, created_at=time.time()))
             return status, body, False
 
-        return self.group.run(once)
+        return self.group.submit(once)
+
+
+def _reference(obj: _Object) -> tuple[str, str, str] | None:
+    """(kind, name, field) of the object `obj` names and must exist: a Queue's Tenant, a Job's or
+    a Service's Queue; None for the others."""
+    if isinstance(obj, QueueObject):
+        return "Tenant", obj.spec.tenant, "spec.tenant"
+    if isinstance(obj, (JobObject, ServiceObject)):
+        return "Queue", obj.spec.queue, "spec.queue"
+    assert isinstance(obj, (TenantObject, PoolObject))
+    return None
+
+
+def _tenant_of(obj: _Object, ref: tuple[str, str, str] | None, referred, scope: str | None) -> str | None:
+    """The object's tenant; a missing (or, to `scope`, another tenant's) reference is a field error."""
+    if isinstance(obj, TenantObject):
+        return obj.metadata.name
+    if ref is None:
+        return None
+    if referred is None or scope is not None and referred["tenant"] != scope:
+        raise ObjectError([(ref[2], f"no {ref[0]} named {ref[1]!r}; apply it first")])
+    return referred["tenant"]
 
 
 def _text(s: str, limit: int) -> str:
