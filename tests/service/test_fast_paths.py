@@ -142,7 +142,7 @@ def test_job_versions_and_jobs_by_id(store):
         store.update_job(conn, j2, "SUCCEEDED")  # no longer active
         store.update_job(conn, j1, cancelRequested=True)
     with store.read() as conn:
-        assert store.job_versions(conn, 0.0) == {j1: 2}
+        assert store.job_versions(conn, 0.0) == store.job_versions(conn, None) == {j1: (2, "j1")}
         assert store.job_versions(conn, 2e9) == {}
         assert [r["name"] for r in store.jobs_by_id(conn, [j2, j1])] == ["j1", "j2"]
 

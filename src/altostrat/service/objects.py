@@ -106,7 +106,7 @@ class JobSpec(Model):
                                        description="run-time estimate the engine plans with (backfill, SJF)")
     retries: int = Field(default=0, ge=0, le=100, description="attempts after a failed one")
     checkpoint_signal: str = Field(default="SIGTERM", description="sent before SIGKILL when preempted or cancelled")
-    depends_on: list[JobName] = Field(default=[], max_length=MAX_DEPENDENCIES,
+    depends_on: list[JobName] = Field(default_factory=list, max_length=MAX_DEPENDENCIES,
                                       description="Jobs of its tenant that must succeed before it starts "
                                                   "(dependencies.py); fixed once the job exists")
 

@@ -47,6 +47,7 @@ RESYNC_S = 0.5  # how stale the reconciler's view of the store may get without a
 # engine does not hold. When pools or queues change (a new engine), every active job is decoded.
 FULL_SYNC_S = 10.0
 SYNC_MARGIN_S = 2.0
+MAX_FRESH = 100_000  # new Job rows handed over by the API and not yet read (Reconciler.fresh)
 TICK_S = 0.05  # reaping interval while tasks run
 SYNC_GAP_S = 0.01  # wake-ups closer than this share one sync (a burst of submissions: one read, not one each)
 SYNC_MAX_GAP_S, SYNC_DUTY = 0.05, 0.25  # under a stream of wake-ups, sync reads take at most a quarter of the time
@@ -109,6 +110,11 @@ class Reconciler:
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self._asks: queue.SimpleQueue = queue.SimpleQueue()  # (read, Future) from explain and reasons
+        # name -> row (its id aside) of new Jobs, as the API's group commits committed them, so that a
+        # sync need not read them back
+        self.fresh: dict[str, dict] = {}
+        self._fresh_lock = threading.Lock()
+        store.created = self._created
 
     def now(self) -> float:
         return time.monotonic() - self.mono0
@@ -121,6 +127,39 @@ class Reconciler:
         self.obs.recovery_seconds.set(time.perf_counter() - t0)
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
         self._thread.start()
+
+    def _created(self, rows: list[dict]) -> None:
+        """Told by the store's committer thread: these Job rows are committed, as they are."""
+        with self._fresh_lock:
+            if len(self.fresh) > MAX_FRESH:  # not read for a long while (a stopped loop): read them back instead
+                self.fresh.clear()
+            self.fresh.update((row["name"], row) for row in rows)
+
+    def _read_jobs(self, conn, versions: dict[int, tuple[int, str]], ids: list[int]) -> list[dict]:
+        """The rows of `ids` at their `versions`: those handed over by the API (fresh) at that
+        version, the others read. A name is one Job's at a time, and a Job deleted and made again
+        under its name starts at version 1 again, so a fresh row is the one the store holds when
+        its name and version match. Fresh rows not read are kept while a later incremental read
+        may reach them."""
+        with self._fresh_lock:
+            fresh, self.fresh = self.fresh, {}
+        jobs, read = [], []
+        for i in ids:
+            version, name = versions[i]
+            row = fresh.get(name)
+            if row is not None and row["resource_version"] == version:
+                del fresh[name]
+                row["id"] = i
+                jobs.append(row)
+            else:
+                read.append(i)
+        jobs += self.store.jobs_by_id(conn, read)
+        listed = {name for _, name in versions.values()}
+        keep = {n: row for n, row in fresh.items() if n not in listed and row["updated_at"] >= self.cursor}
+        if keep:
+            with self._fresh_lock:
+                self.fresh = {**keep, **self.fresh}
+        return jobs
 
     def wake(self) -> None:
         """The store changed: read it at once."""
@@ -304,9 +343,9 @@ class Reconciler:
                 # decode only what changed since seen at its version (the margin re-reads recent
                 # changes), and in a full read the jobs an engine could take that it does not hold
                 versions = self.store.job_versions(conn, None if full else self.cursor)
-                jobs = self.store.jobs_by_id(conn, [i for i, v in versions.items() if self.seen.get(i) != v or (
+                jobs = self._read_jobs(conn, versions, [i for i, (v, _) in versions.items() if self.seen.get(i) != v or (
                     full and self.engine is not None and i not in self.live)])
-                self.seen = versions
+                self.seen = {i: v for i, (v, _) in versions.items()}
         self.cursor = read_at - SYNC_MARGIN_S
         if full:
             self.backoff_ends = math.inf

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, and_, bindparam, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -45,7 +46,7 @@ PG_LOCK_KEY = int.from_bytes(b"altostra", "big") >> 1
 # an object name's pattern (the schema's): a lookup of any other name finds nothing, unasked
 NAME_RE = re.compile(next(m.pattern for m in Metadata.model_fields["name"].metadata if hasattr(m, "pattern")))
 READ_ONLY = "altostrat_read_only"  # the execution option of Store.read's connections
-AUDIT_ROWS = "altostrat_audit_rows"  # Connection.info key of a group commit's audit rows, written before it commits
+WRITTEN = "altostrat_written"  # Connection.info key of a group commit's _Written
 
 # The submit path's statements, built once: building a statement and its cache key costs
 # SQLAlchemy more than running it costs SQLite. Values are bound at each execution.
@@ -181,8 +182,9 @@ class GroupCommit:
 
     IDLE_S = 1.0
 
-    def __init__(self, engine: SqlEngine) -> None:
-        self.engine = engine
+    def __init__(self, engine: SqlEngine, created: Callable[[list[dict]], None] = lambda rows: None) -> None:
+        """`created` is told the new Job rows of each committed group (Store.created)."""
+        self.engine, self.created = engine, created
         self.cond = threading.Condition()
         self.waiting: list[list] = []  # [fn, future, value, error]
         self.committer: threading.Thread | None = None
@@ -227,13 +229,14 @@ class GroupCommit:
         that fails rolls the whole transaction back and is returned (its error recorded)."""
         if not batch:
             return None
+        written = _Written()
         try:
             with self.engine.begin() as conn:
-                audit = conn.info[AUDIT_ROWS] = []  # Store.audit_many's rows, written by one INSERT below
+                conn.info[WRITTEN] = written
                 try:
                     for item in batch:
                         savepoint = conn.begin_nested() if savepoints else None
-                        audited = len(audit)
+                        mark = written.mark()
                         try:
                             item[2] = item[0](conn)
                         except Exception as exc:  # noqa: BLE001  (handed to its own request)
@@ -241,20 +244,47 @@ class GroupCommit:
                             if savepoint is None:
                                 raise _Undo(item) from exc
                             savepoint.rollback()
-                            del audit[audited:]
+                            written.undo(mark)
                         else:
                             if savepoint is not None:
                                 savepoint.commit()
                 finally:
-                    del conn.info[AUDIT_ROWS]
-                if audit:
-                    conn.execute(_INSERT_AUDIT, audit)
+                    del conn.info[WRITTEN]
+                if written.audit:
+                    conn.execute(_INSERT_AUDIT, written.audit)
         except _Undo as undo:
             return undo.item
         except Exception as exc:  # noqa: BLE001  (the commit failed: nothing of the batch is stored)
             for item in batch:
                 item[2], item[3] = None, item[3] or exc
+            return None
+        if written.jobs:
+            self.created(written.jobs)
         return None
+
+
+class _Written:
+    """What a group commit's requests wrote that is handled once for the whole group: their audit
+    rows (Store.audit_many), written by one INSERT before the commit, and the rows of the Jobs they
+    created (Store.apply, apply_many; their ids aside), handed to GroupCommit.created after it."""
+
+    __slots__ = ("audit", "jobs", "referred")
+
+    def __init__(self) -> None:
+        self.audit: list[dict] = []
+        self.jobs: list[dict] = []
+        # (kind, name) -> row (or None) of the Queues new Jobs named, read once per group; emptied
+        # by any change to a Queue or Tenant (_forget_referred)
+        self.referred: dict[tuple[str, str], object] = {}
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.audit), len(self.jobs)
+
+    def undo(self, mark: tuple[int, int]) -> None:
+        """Forget what was added since `mark`: its request's savepoint was rolled back."""
+        del self.audit[mark[0]:]
+        del self.jobs[mark[1]:]
+        self.referred.clear()
 
 
 class PrincipalCache:
@@ -313,7 +343,13 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.group = GroupCommit(self.engine)
+        dialect = sqlite if self.engine.dialect.name == "sqlite" else postgresql
+        # an INSERT that a name in use turns into nothing: it returns the new id, or no row
+        self._insert_new = dialect.insert(t.objects).on_conflict_do_nothing(index_elements=["kind", "name"]) \
+            .returning(t.objects.c.id)
+        # told the rows of the Jobs each committed group created (the reconciler listens: Reconciler)
+        self.created: Callable[[list[dict]], None] = lambda rows: None
+        self.group = GroupCommit(self.engine, lambda rows: self.created(rows))
         self.principals = PrincipalCache()
         # a connection goes back to the pool once its transaction has committed or rolled back
         event.listen(self.engine.pool, "checkin", lambda _dbapi, record: self.principals.settled(record.info))
@@ -345,6 +381,15 @@ class Store:
         spec = obj.spec.model_dump(mode="json", by_alias=True)
         labels = dict(obj.metadata.labels)
         ref = _reference(obj)
+        if kind == "Job" and not obj.spec.depends_on:
+            # the common case, a new Job: one INSERT, which a name in use turns into nothing
+            values = _new_row(kind, name, _tenant_of(obj, ref, self._referred(conn, ref), scope), spec, labels,
+                              time.time())
+            if conn.execute(self._insert_new, values).first() is not None:
+                _written_job(conn, values)
+                return "created", _view(values, [])
+        elif kind in ("Queue", "Tenant"):
+            _forget_referred(conn)
         row, referred = self._row_and_reference(conn, kind, name, ref)
         tenant = _tenant_of(obj, ref, referred, scope)
         if row is not None and scope is not None and row["tenant"] != scope:
@@ -356,6 +401,8 @@ class Store:
         if row is None:
             values = _new_row(kind, name, tenant, spec, labels, now)
             conn.execute(_INSERT_OBJECT, values)
+            if kind == "Job":
+                _written_job(conn, values)
             return "created", _view(values, [])
         if row["spec"] == spec and row["labels"] == labels:
             return "unchanged", self._view(conn, kind, name)
@@ -384,6 +431,8 @@ class Store:
         def flush() -> None:
             if batch:
                 conn.execute(_INSERT_OBJECT, batch)
+                for values in batch:
+                    _written_job(conn, values)
                 batch.clear()
         for i, obj in enumerate(objs):
             name = obj.metadata.name
@@ -409,6 +458,16 @@ class Store:
         flush()
         return out
 
+    def _referred(self, conn: Connection, ref: tuple[str, str, str]):
+        """The row `ref` names, or None; read once per group commit (_Written.referred)."""
+        group = conn.info.get(WRITTEN)
+        if group is None:
+            return self._row(conn, *ref[:2])
+        key = ref[:2]
+        if key not in group.referred:
+            group.referred[key] = self._row(conn, *key)
+        return group.referred[key]
+
     def _row_and_reference(self, conn: Connection, kind: str, name: str, ref: tuple[str, str, str] | None):
         """(the object's row, the row it refers to), each None when missing, read by one SELECT."""
         if ref is None or len(ref[1]) > MAX_NAME or not NAME_RE.match(ref[1]):
@@ -424,6 +483,8 @@ class Store:
             raise Conflict(f"pool {pool} has {busy} task(s) running; {verb} it once they end (or cancel their jobs)")
 
     def delete(self, conn: Connection, kind: str, name: str, scope: str | None = None) -> None:
+        if kind in ("Queue", "Tenant"):
+            _forget_referred(conn)
         row = self._row(conn, kind, name, scope)
         if row is None:
             raise NotFound(f"no {kind} named {name!r}")
@@ -506,13 +567,14 @@ class Store:
             where.append(t.objects.c.updated_at >= since)
         return [dict(r) for r in self._rows(conn, "Job", *where)]
 
-    def job_versions(self, conn: Connection, since: float | None) -> dict[int, int]:
-        """id -> resource_version of the active Jobs changed at or after `since` (None: all of
-        them): what a read compares with what it has seen, without decoding specs."""
+    def job_versions(self, conn: Connection, since: float | None) -> dict[int, tuple[int, str]]:
+        """id -> (resource_version, name) of the active Jobs changed at or after `since` (None:
+        all of them): what a read compares with what it has seen, without decoding specs."""
         where = [t.objects.c.kind == "Job", t.objects.c.state.in_(ACTIVE)]
         if since is not None:
             where.append(t.objects.c.updated_at >= since)
-        return dict(conn.execute(select(t.objects.c.id, t.objects.c.resource_version).where(*where)).all())
+        return {i: (v, name) for i, v, name in conn.execute(
+            select(t.objects.c.id, t.objects.c.resource_version, t.objects.c.name).where(*where))}
 
     def jobs_by_id(self, conn: Connection, ids: list[int]) -> list[dict]:
         out = []
@@ -647,9 +709,9 @@ class Store:
             now, who = time.time(), _text(who, 200)
             rows = [dict(at=now, who=who, action=_text(action, 300), target=_text(target, 600),
                          result=_text(result, 600), token_id=token_id, role=role) for action, target, result in records]
-            group = conn.info.get(AUDIT_ROWS)
+            group = conn.info.get(WRITTEN)
             if group is not None:
-                group.extend(rows)
+                group.audit.extend(rows)
             else:
                 conn.execute(_INSERT_AUDIT, rows)
 
@@ -709,6 +771,19 @@ def _text(s: str, limit: int) -> str:
     """`s` cut to its column's length, NUL written out: PostgreSQL's text holds no NUL (a request's
     path may)."""
     return s.replace("\x00", "\\x00")[:limit]
+def _forget_referred(conn: Connection) -> None:
+    group = conn.info.get(WRITTEN)
+    if group is not None:
+        group.referred.clear()
+
+
+def _written_job(conn: Connection, row: dict) -> None:
+    """Note a new Job's row in its group commit, if it is in one (_Written)."""
+    group = conn.info.get(WRITTEN)
+    if group is not None:
+        group.jobs.append(row)
+
+
 def _new_row(kind: str, name: str, tenant: str | None, spec: dict, labels: dict, now: float) -> dict:
     """The columns of a new object (its id aside)."""
     return dict(kind=kind, name=name, tenant=tenant, spec=spec, labels=labels, state=PENDING if kind == "Job" else None,
