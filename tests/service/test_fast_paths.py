@@ -141,10 +141,19 @@ def test_job_versions_and_jobs_by_id(store):
         j1, j2 = (store._row(conn, "Job", n)["id"] for n in ("j1", "j2"))
         store.update_job(conn, j2, "SUCCEEDED")  # no longer active
         store.update_job(conn, j1, cancelRequested=True)
-    with store.read() as conn:
-        assert store.job_versions(conn, 0.0) == store.job_versions(conn, None) == {j1: (2, "j1")}
-        assert store.job_versions(conn, 2e9) == {}
+    with store.read() as conn:  # one transaction: one change seq
+        assert store.job_versions(conn, 0) == store.job_versions(conn, None) == ({j1: 2}, 1)
+        assert store.job_versions(conn, 1) == ({}, 1)
         assert [r["name"] for r in store.jobs_by_id(conn, [j2, j1])] == ["j1", "j2"]
+    with store.tx() as conn:
+        store.update_job(conn, j1, "RUNNING")
+        store.apply(conn, obj("Job", "j3", queue="q", command=["true"]))
+    with store.tx() as conn:
+        store.apply(conn, obj("Queue", "r", tenant="a"))  # a write that is not a job's
+    with store.read() as conn:  # exactly what the later transactions wrote, and the last change seen
+        j3 = store._row(conn, "Job", "j3")["id"]
+        assert store.job_versions(conn, 1) == ({j1: 3, j3: 1}, 2)
+        assert store.job_versions(conn, 2) == ({}, 2)
 
 
 def test_start_records_its_recovery_time(store, tmp_path):

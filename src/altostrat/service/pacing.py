@@ -1,8 +1,8 @@
 """Pacing of the background loops' woken passes: the reconciler's syncs, the Service passes.
 
 Every mutating API call wakes both loops. Under a stream of submissions a pass per wake-up
-would keep a loop busy all the time, and each pass costs more as the load grows (a sync
-re-reads the jobs changed in its last SYNC_MARGIN_S; a Service pass reads every replica). A
+would keep a loop busy all the time, and a pass can cost more as the load grows (a Service
+pass reads every replica; a sync, the jobs written since the last). A
 Pacer spaces the woken passes so that they take at most `duty` of the loop's time, whatever
 the load: a pass that took d seconds is followed by a gap of d / duty (within [min_gap_s,
 max_gap_s]) before the next woken one. A loop woken after a quiet spell runs at once.

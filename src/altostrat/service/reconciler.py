@@ -40,13 +40,12 @@ from altostrat.workload.job import Job
 log = logging.getLogger("altostrat.reconciler")
 
 RESYNC_S = 0.5  # how stale the reconciler's view of the store may get without a wake-up
-# Between full reads of the active jobs, a sync reads only jobs changed since its last read
-# (their updated_at), looking back SYNC_MARGIN_S for transactions that committed late; a full
-# read every FULL_SYNC_S, and when a retry's backoff ends, covers the rest: it compares every
-# active job's version with what it has seen and decodes only the changed ones and those the
-# engine does not hold. When pools or queues change (a new engine), every active job is decoded.
+# Between full reads of the active jobs, a sync reads exactly the jobs written since its last
+# read (their change seq; store.change_seq). A full read every FULL_SYNC_S, and when a retry's
+# backoff ends, compares every active job's version with what it has seen and decodes only the
+# changed ones and those the engine does not hold. When pools or queues change (a new engine),
+# every active job is decoded.
 FULL_SYNC_S = 10.0
-SYNC_MARGIN_S = 2.0
 MAX_FRESH = 100_000  # new Job rows handed over by the API and not yet read (Reconciler.fresh)
 TICK_S = 0.05  # reaping interval while tasks run
 SYNC_GAP_S = 0.01  # wake-ups closer than this share one sync (a burst of submissions: one read, not one each)
@@ -95,7 +94,7 @@ class Reconciler:
         self.gate = QueueQuotaGate()
         self.node_idx: dict[str, int] = {}
         self.pool_sig: tuple | None = None
-        self.cursor: float | None = None  # wall time the next incremental sync reads changes from
+        self.cursor: int | None = None  # the last change seq a sync read; the next reads the jobs written after it
         self.seen: dict[int, int] = {}  # id -> resource_version of the jobs the last sync read
         self.backoff_ends = math.inf  # earliest end of a skipped retry's backoff
         self.held: dict[int, dict] = {}  # id -> row of the PENDING jobs held out of the engine for dependencies
@@ -110,9 +109,9 @@ class Reconciler:
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self._asks: queue.SimpleQueue = queue.SimpleQueue()  # (read, Future) from explain and reasons
-        # name -> row (its id aside) of new Jobs, as the API's group commits committed them, so that a
-        # sync need not read them back
-        self.fresh: dict[str, dict] = {}
+        # id -> row of new Jobs, as the API's group commits committed them, so that a sync need not
+        # read them back
+        self.fresh: dict[int, dict] = {}
         self._fresh_lock = threading.Lock()
         store.created = self._created
 
@@ -133,29 +132,18 @@ class Reconciler:
         with self._fresh_lock:
             if len(self.fresh) > MAX_FRESH:  # not read for a long while (a stopped loop): read them back instead
                 self.fresh.clear()
-            self.fresh.update((row["name"], row) for row in rows)
+            self.fresh.update((row["id"], row) for row in rows)
 
-    def _read_jobs(self, conn, versions: dict[int, tuple[int, str]], ids: list[int]) -> list[dict]:
+    def _read_jobs(self, conn, versions: dict[int, int], ids: list[int], cursor: int) -> list[dict]:
         """The rows of `ids` at their `versions`: those handed over by the API (fresh) at that
-        version, the others read. A name is one Job's at a time, and a Job deleted and made again
-        under its name starts at version 1 again, so a fresh row is the one the store holds when
-        its name and version match. Fresh rows not read are kept while a later incremental read
-        may reach them."""
+        version, the others read. Fresh rows written after `cursor`, the last change this read
+        saw, are kept for the next one."""
         with self._fresh_lock:
             fresh, self.fresh = self.fresh, {}
-        jobs, read = [], []
-        for i in ids:
-            version, name = versions[i]
-            row = fresh.get(name)
-            if row is not None and row["resource_version"] == version:
-                del fresh[name]
-                row["id"] = i
-                jobs.append(row)
-            else:
-                read.append(i)
-        jobs += self.store.jobs_by_id(conn, read)
-        listed = {name for _, name in versions.values()}
-        keep = {n: row for n, row in fresh.items() if n not in listed and row["updated_at"] >= self.cursor}
+        handed = [fresh.pop(i) for i in ids if i in fresh and fresh[i]["resource_version"] == versions[i]]
+        taken = {row["id"] for row in handed}
+        jobs = handed + self.store.jobs_by_id(conn, [i for i in ids if i not in taken])
+        keep = {i: row for i, row in fresh.items() if row["seq"] > cursor}
         if keep:
             with self._fresh_lock:
                 self.fresh = {**keep, **self.fresh}
@@ -339,14 +327,17 @@ class Reconciler:
             if self.cursor is None or pools is not None:  # a new engine: every active job is submitted again
                 jobs = self.store.jobs(conn)
                 self.seen = {r["id"]: r["resource_version"] for r in jobs}
-            else:
-                # decode only what changed since seen at its version (the margin re-reads recent
-                # changes), and in a full read the jobs an engine could take that it does not hold
-                versions = self.store.job_versions(conn, None if full else self.cursor)
-                jobs = self._read_jobs(conn, versions, [i for i, (v, _) in versions.items() if self.seen.get(i) != v or (
-                    full and self.engine is not None and i not in self.live)])
-                self.seen = {i: v for i, (v, _) in versions.items()}
-        self.cursor = read_at - SYNC_MARGIN_S
+                cursor = max((r["seq"] for r in jobs), default=0)
+            elif full:  # decode the changed ones, and those the engine could take that it does not hold
+                versions, cursor = self.store.job_versions(conn, None)
+                jobs = self._read_jobs(conn, versions, [i for i, v in versions.items() if self.seen.get(i) != v or (
+                    self.engine is not None and i not in self.live)], cursor)
+                self.seen = versions
+            else:  # exactly the jobs written since the last read
+                versions, cursor = self.store.job_versions(conn, self.cursor)
+                jobs = self._read_jobs(conn, versions, [i for i, v in versions.items() if self.seen.get(i) != v], cursor)
+                self.seen.update(versions)
+        self.cursor = cursor if self.cursor is None else max(self.cursor, cursor)
         if full:
             self.backoff_ends = math.inf
         if pools is not None:

@@ -22,9 +22,20 @@ objects = Table(
     Column("resource_version", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # the change_seq of the transaction that wrote it last (0004): what the reconciler reads from
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), nullable=False, server_default="0"),
     UniqueConstraint("kind", "name", name="uq_objects_kind_name"),
 )
 Index("ix_objects_kind_state", objects.c.kind, objects.c.state)
+Index("ix_objects_kind_seq", objects.c.kind, objects.c.seq)
+
+# One row: the last change sequence number. Each transaction that writes objects takes the next
+# one; writers are serialised, so the numbers grow in commit order.
+change_seq = Table(
+    "change_seq", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+)
 
 # One row per task of each attempt. A row is written (state STARTING) and committed before its
 # process is spawned, so that no process ever runs unrecorded.
