@@ -219,6 +219,7 @@ def test_revoked_tokens_get_401(world):
     assert r.status_code == 200 and r.json()["token"]["revokedAt"] is not None
     r = world.call(victim, "GET", "/v1/jobs")
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+    assert world.call(victim, "POST", "/v1/objects", job("late", "qa")).status_code == 401  # the submit path too
     assert world.call(ADMIN, "DELETE", f"/v1/tokens/{vid}").status_code == 409  # already revoked
     assert world.call(ADMIN, "DELETE", "/v1/tokens/999").status_code == 404
     r = world.call(ADMIN, "DELETE", "/v1/tokens/one")
@@ -229,9 +230,11 @@ def test_revoked_tokens_get_401(world):
     # a deleted tenant's tokens go with it: a later tenant of the same name is someone else
     c = world.make_token("tenant", "c")
     assert world.call(c, "GET", "/v1/tenants").status_code == 200
+    assert world.call(c, "POST", "/v1/objects", job("c-job", "nope")).status_code == 422  # live: its body is read
     assert world.call(ADMIN, "DELETE", "/v1/tenants/c").status_code == 200
     assert world.call(ADMIN, "POST", "/v1/objects", obj("Tenant", "c")).status_code == 201
     assert world.call(c, "GET", "/v1/tenants").status_code == 401
+    assert world.call(c, "POST", "/v1/objects", job("c-job", "nope")).status_code == 401
 
 
 @pytest.mark.parametrize("body, field", [
