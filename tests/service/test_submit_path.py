@@ -210,3 +210,32 @@ def test_large_batches_are_parsed_off_the_loop_and_oversized_bodies_refused(tmp_
         assert store.audit_rows()[-1]["result"] == "refused 422"
     finally:
         store.close()
+
+
+def test_postgresql_analyzes_objects_as_group_commits_grow_it(pg_url, monkeypatch):
+    """Until autovacuum runs, a fast-growing table's statistics say it is nearly empty; the store
+    analyzes it each time the jobs its group commits created outnumber what it held at the last
+    ANALYZE (and ANALYZE_MIN)."""
+    from altostrat.service import store as store_module
+    from sqlalchemy import text
+
+    monkeypatch.setattr(store_module, "ANALYZE_MIN", 20)
+    store = Store(database_url("unused", pg_url))
+    store.upgrade()
+    try:
+        with store.tx() as conn:
+            store.apply(conn, obj("Tenant", "a"))
+            store.apply(conn, obj("Queue", "q", tenant="a"))
+
+        def tuples() -> float:
+            with store.read() as conn:
+                return conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'objects'")).scalar_one()
+        assert tuples() < 0  # never analyzed
+        for first, n in ((0, 15), (15, 10), (25, 30)):  # 15 (no), 25 (yes: 25 >= 20), 30 (yes: 30 >= 25)
+            store.group.run(lambda conn, first=first, n=n: store.apply_many(
+                conn, [obj("Job", f"j{k}", queue="q", command=["true"]) for k in range(first, first + n)]))
+            if first == 0:
+                assert tuples() < 0
+        assert tuples() == 57  # the tenant, the queue and 55 jobs, as of the last ANALYZE
+    finally:
+        store.close()
