@@ -166,7 +166,7 @@ def test_start_records_its_recovery_time(store, tmp_path):
         rec.stop()
 
 
-# -- the submit endpoints (api.py reads their bodies itself) ---------------------------------
+# -- the submit endpoints (submit.py reads their bodies itself) ------------------------------
 ADMIN = "fast-path-admin"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 

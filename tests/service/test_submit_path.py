@@ -20,16 +20,9 @@ from altostrat.service.objects import ObjectError
 from altostrat.service.reconciler import Reconciler
 from altostrat.service.store import Conflict, NotFound, PrincipalCache, Store, database_url, sha256
 
-from .test_fast_paths import fresh, obj, stored, untimed
+from .test_fast_paths import ADMIN, AUTH, fresh, obj, stored, untimed
+from .test_fast_paths import raw_job as job
 from .test_group_commit import queued_behind_a_commit
-
-ADMIN = "submit-path-admin"
-AUTH = {"Authorization": f"Bearer {ADMIN}"}
-
-
-def job(name: str, queue: str = "qa", **spec) -> dict:
-    return {"apiVersion": "altostrat/v1", "kind": "Job", "metadata": {"name": name},
-            "spec": {"queue": queue, "command": ["true"], **spec}}
 
 
 # one request: apply an object or delete one; queues come and go, jobs name queues that may not exist
