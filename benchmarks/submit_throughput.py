@@ -6,17 +6,21 @@ measured): 2,000 single submissions (`POST /v1/objects`) from 8 concurrent clien
 a committed row before its response (write-ahead). Afterwards every job must be listed: none
 lost. SQLite is a file in a temporary data dir; PostgreSQL 15 a throw-away server on loopback
 with fsync on (tests/pg.py, as the tests start it). Slurm documents about 500 simple jobs/s
-sustained: targets >= 500/s single, >= 5,000/s batched, on both. The server's CPU time per job
-(user + system, from /proc) is reported too: unlike the rates, it hardly depends on what else
-the machine runs, so it compares two versions on a busy machine.
+sustained: targets >= 500/s single, >= 5,000/s batched, on both. Each store is measured REPEATS
+times on a fresh server and database; a figure is the median run's, with the slowest and the
+fastest beside it (`_min`, `_max`). The server's CPU time per job (user + system, from /proc)
+is reported too: unlike the rates, it hardly depends on what else the machine runs, so it
+compares two versions on a busy machine.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,7 +33,7 @@ from common import start_serve, write_result  # noqa: E402
 from pg import Postgres  # noqa: E402
 
 TOKEN = "submit-benchmark"
-CLIENTS, SINGLE, BATCHES, BATCH = 8, 2000, 40, 500
+CLIENTS, SINGLE, BATCHES, BATCH, REPEATS = 8, 2000, 40, 500, 3
 
 
 def job(name: str) -> dict:
@@ -81,12 +85,26 @@ def measure(db: str | None) -> dict[str, float]:
             "jobs_lost": SINGLE + BATCHES * BATCH - listed}
 
 
+def repeated(db: str, database: Callable[[], str | None]) -> dict[str, float]:
+    """Median, slowest and fastest of REPEATS measurements, each on a fresh database, prefixed `db_`."""
+    runs = [measure(database()) for _ in range(REPEATS)]
+    out = {}
+    for figure in runs[0]:
+        values = sorted(run[figure] for run in runs)
+        out[f"{db}_{figure}"] = statistics.median(values)
+        if figure.endswith("_per_s"):
+            out[f"{db}_{figure}_min"], out[f"{db}_{figure}_max"] = values[0], values[-1]
+    out[f"{db}_jobs_lost"] = max(run["jobs_lost"] for run in runs)
+    return out
+
+
 def main() -> None:
-    figures: dict[str, float] = {"single_jobs": SINGLE, "batched_jobs": BATCHES * BATCH, "clients": CLIENTS}
-    figures.update({f"sqlite_{k}": v for k, v in measure(None).items()})
+    figures: dict[str, float] = {"single_jobs": SINGLE, "batched_jobs": BATCHES * BATCH, "clients": CLIENTS,
+                                 "repeats": REPEATS}
+    figures.update(repeated("sqlite", lambda: None))
     postgres = Postgres().start()
     try:
-        figures.update({f"postgresql_{k}": v for k, v in measure(postgres.create_database()).items()})
+        figures.update(repeated("postgresql", postgres.create_database))
     finally:
         postgres.stop()
     targets = {f"{db}_{figure}": {"op": op, "value": value} for db in ("sqlite", "postgresql")

@@ -48,6 +48,10 @@ NAME_RE = re.compile(next(m.pattern for m in Metadata.model_fields["name"].metad
 READ_ONLY = "altostrat_read_only"  # the execution option of Store.read's connections
 ANALYZE_MIN = 1000  # new Jobs before PostgreSQL's first ANALYZE of objects by the store (Store._group_created)
 SEQ = "altostrat_change_seq"  # Connection.info key of the transaction's change_seq
+SEQ_AT_BEGIN = "altostrat_seq_at_begin"  # PostgreSQL: the execution option of _postgres_engine's BEGIN
+# the advisory lock, then the next change_seq (the UPDATE needs the locked row of the CTE first)
+_NEXT_SEQ_SQL = (f"WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock({PG_LOCK_KEY})) "
+                 "UPDATE change_seq SET seq = seq + 1 FROM locked WHERE id = 1 RETURNING seq")
 WRITTEN = "altostrat_written"  # Connection.info key of a group commit's _Written
 
 # The submit path's statements, built once: building a statement and its cache key costs
@@ -121,6 +125,7 @@ def make_engine(url: str) -> SqlEngine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:
+        conn.info.pop(SEQ, None)  # a transaction's change_seq is its own, taken at its first write
         # a read (Store.read) defers its lock: in WAL mode readers never wait for the writer
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
@@ -134,12 +139,22 @@ def _postgres_engine(url: str) -> SqlEngine:
     allow more concurrency but aborts conflicting transactions, and every `with store.tx()`
     block (some followed by effects such as spawning a process) would then need a retry loop.
     PostgreSQL releases the lock at COMMIT or ROLLBACK, and when a client dies (its connection
-    closes). lock_timeout bounds the wait as SQLite's busy timeout does (30 s)."""
+    closes). lock_timeout bounds the wait as SQLite's busy timeout does (30 s).
+
+    Once the schema is migrated (Store.upgrade sets SEQ_AT_BEGIN), the statement that takes the
+    lock also takes the transaction's change_seq: one round trip instead of two, and still the
+    advisory lock first, so that it serialises with a Store that takes only the lock."""
     engine = create_engine(url, pool_pre_ping=True, connect_args={"options": "-c lock_timeout=30s"})
 
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:
-        if not conn.get_execution_options().get(READ_ONLY):  # a read (Store.read) sees what is committed
+        conn.info.pop(SEQ, None)
+        options = conn.get_execution_options()
+        if options.get(READ_ONLY):  # a read (Store.read) sees what is committed
+            return
+        if options.get(SEQ_AT_BEGIN):
+            conn.info[SEQ] = conn.exec_driver_sql(_NEXT_SEQ_SQL).scalar_one()
+        else:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY})")
 
     return engine
@@ -359,14 +374,15 @@ class Store:
         self.group = GroupCommit(self.engine, self._group_created)
         self._unanalyzed, self._analyzed = 0, 0  # new Jobs since PostgreSQL last analyzed objects, and then
         self.principals = PrincipalCache()
-        # a transaction's change_seq is its own; one taken inside a savepoint rolled back is gone
-        event.listen(self.engine, "begin", lambda conn: conn.info.pop(SEQ, None))
+        # a change_seq taken inside a savepoint rolled back is gone: the next write takes another
         event.listen(self.engine, "rollback_savepoint", lambda conn, name, context: conn.info.pop(SEQ, None))
         # a connection goes back to the pool once its transaction has committed or rolled back
         event.listen(self.engine.pool, "checkin", lambda _dbapi, record: self.principals.settled(record.info))
 
     def upgrade(self) -> None:
         upgrade(self.engine)
+        if self.engine.dialect.name != "sqlite":  # change_seq exists: transactions take it at BEGIN
+            self.engine = self.group.engine = self.engine.execution_options(**{SEQ_AT_BEGIN: True})
 
     @contextmanager
     def tx(self) -> Iterator[Connection]:
