@@ -232,3 +232,29 @@ def test_postgresql_analyzes_objects_as_group_commits_grow_it(pg_url, monkeypatc
         assert tuples() == 57  # the tenant, the queue and 55 jobs, as of the last ANALYZE
     finally:
         store.close()
+
+
+def test_a_submission_with_a_malformed_content_length_is_answered_not_a_500(tmp_path):
+    """uvicorn refuses such a request itself; the app, run by any ASGI server, checks what arrives."""
+    import asyncio
+    import json
+
+    store = fresh(tmp_path, "asgi")
+    store.ensure_admin_token(ADMIN)
+    app = create_app(store)
+    body = json.dumps(job("raw")).encode()
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+    scope = {"type": "http", "method": "POST", "path": "/v1/objects", "query_string": b"", "root_path": "",
+             "headers": [(b"content-length", b"lots"), (b"content-type", b"application/json"),
+                         (b"authorization", f"Bearer {ADMIN}".encode())]}
+    try:
+        asyncio.run(app(scope, receive, send))
+        assert sent[0]["status"] == 201 and json.loads(sent[1]["body"])["result"] == "created"
+    finally:
+        store.close()
