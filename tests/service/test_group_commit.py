@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import event, func, insert, select
 
 from altostrat.service import tables as t
+from altostrat.service.objects import parse_object
 from altostrat.service.store import GroupCommit
 
 
@@ -142,3 +143,23 @@ def test_a_group_stores_exactly_the_requests_that_succeed(store, plan):
     with store.engine.connect() as conn:
         assert sorted(int(r) for r in conn.execute(select(t.audit.c.target)).scalars()) == sorted(
             [-1] + [10 * n + k for n, (rows, fails) in enumerate(plan) if not fails for k in range(rows)])
+
+
+def test_a_failing_created_hook_neither_fails_the_requests_nor_stops_the_committer(store):
+    with store.tx() as conn:
+        store.apply(conn, parse_object({"apiVersion": "altostrat/v1", "kind": "Tenant", "metadata": {"name": "a"}}))
+        store.apply(conn, parse_object({"apiVersion": "altostrat/v1", "kind": "Queue", "metadata": {"name": "q"},
+                                        "spec": {"tenant": "a"}}))
+
+    def broken(rows):
+        raise RuntimeError("a listener's bug")
+    store.created = broken
+
+    def new_job(name):
+        return lambda conn: store.apply(conn, parse_object({"apiVersion": "altostrat/v1", "kind": "Job",
+                                                            "metadata": {"name": name},
+                                                            "spec": {"queue": "q", "command": ["true"]}}))[0]
+    assert store.group.run(new_job("j1")) == "created"  # committed, and told so
+    assert store.group.run(new_job("j2")) == "created"  # the committer still runs
+    with store.read() as conn:
+        assert sorted(r["name"] for r in store.jobs(conn)) == ["j1", "j2"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 import threading
@@ -33,6 +34,7 @@ from altostrat.service.objects import (MAX_NAME, JobObject, ObjectError, PoolObj
                                        TenantObject, _Object)
 from altostrat.spec.schema import Metadata
 
+log = logging.getLogger("altostrat.store")
 DB_FILE = "altostrat.db"
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 ACTIVE = (PENDING, RUNNING)
@@ -276,7 +278,10 @@ class GroupCommit:
                 item[2], item[3] = None, item[3] or exc
             return None
         if written.jobs:
-            self.created(written.jobs)
+            try:
+                self.created(written.jobs)
+            except Exception:  # noqa: BLE001  (committed: the requests succeeded; the committer goes on)
+                log.exception("after a group commit")
         return None
 
 
