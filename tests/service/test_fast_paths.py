@@ -40,8 +40,9 @@ def stored(store: Store) -> list[tuple]:
     return [(r["kind"], r["name"], r["tenant"], r["spec"], r["labels"], r["state"], r["resource_version"]) for r in rows]
 
 
-def fresh(tmp_path, name: str) -> Store:
-    store = Store(database_url(tmp_path / name, None))
+def fresh(tmp_path, name: str, url: str | None = None) -> Store:
+    """Tenants a and b, queues qa (a) and qb (b), a pending job "old" in qa; SQLite unless `url`."""
+    store = Store(url or database_url(tmp_path / name, None))
     store.upgrade()
     with store.tx() as conn:
         for o in (obj("Tenant", "a"), obj("Tenant", "b"), obj("Queue", "qa", tenant="a"),

@@ -123,8 +123,8 @@ def test_incremental_reads_by_change_seq_miss_no_committed_job(store):
     assert len(final) > 100 and seen == final
 
 
-def test_rows_handed_to_the_reconciler_are_the_stored_rows(tmp_path):
-    store = fresh(tmp_path, "handed")
+def test_rows_handed_to_the_reconciler_are_the_stored_rows(tmp_path, db_url):
+    store = fresh(tmp_path, "handed", db_url)
     store.ensure_admin_token(ADMIN)
     rec = Reconciler(store, "fcfs+best-fit", tmp_path / "data", grace_s=1)
     try:
