@@ -39,6 +39,6 @@ def pg_url(postgres) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> str:
     """An empty database of each kind the store runs on: SQLite in tmp_path, or PostgreSQL."""
-    from altostrat.service.store import database_url
+    from altostrat.service.database import database_url
 
     return database_url(tmp_path, None) if request.param == "sqlite" else request.getfixturevalue("pg_url")

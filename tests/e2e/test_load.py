@@ -14,7 +14,8 @@ import httpx
 import pytest
 from helpers import start_serve
 
-from altostrat.service.store import Store, database_url
+from altostrat.service.database import database_url
+from altostrat.service.store import Store
 
 pytestmark = pytest.mark.xdist_group("live-serve")
 

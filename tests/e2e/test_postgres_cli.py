@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from test_serve import free_port
 
 from altostrat.service import migrations, tables
-from altostrat.service.store import database_url
+from altostrat.service.database import database_url
 
 PASSWORD = "pg-Secret-7"  # the test server trusts loopback: a password is accepted and unused
 

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from altostrat.service.api import create_app
 from altostrat.service.reconciler import Reconciler
-from altostrat.service.store import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Store, database_url
+from altostrat.service.database import database_url
+from altostrat.service.store import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Store
 
 # the live test below runs job processes: one live test at a time (`make test` uses --dist loadgroup)
 pytestmark = pytest.mark.xdist_group("live-serve")

@@ -18,7 +18,8 @@ from altostrat.service.dashboard import explain_pending
 from altostrat.service.describe import describe_job
 from altostrat.service.objects import ObjectError, parse_object
 from altostrat.service.reconciler import Reconciler
-from altostrat.service.store import ACTIVE, CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Store, database_url
+from altostrat.service.database import database_url
+from altostrat.service.store import ACTIVE, CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, Store
 
 ADMIN = "dependencies-admin-token"
 ALL = (*ACTIVE, SUCCEEDED, FAILED, CANCELLED)

@@ -20,7 +20,8 @@ from altostrat.service.api import create_app
 from altostrat.service.objects import ObjectError, parse_object
 from altostrat.service.pacing import Pacer
 from altostrat.service.reconciler import Reconciler
-from altostrat.service.store import Conflict, Store, database_url
+from altostrat.service.database import database_url
+from altostrat.service.store import Conflict, Store
 
 TIMES = ("createdAt", "updatedAt")
 

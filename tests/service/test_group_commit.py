@@ -13,7 +13,7 @@ from sqlalchemy import event, func, insert, select
 
 from altostrat.service import tables as t
 from altostrat.service.objects import parse_object
-from altostrat.service.store import GroupCommit
+from altostrat.service.group_commit import GroupCommit
 
 
 def audit_row(conn, n: int) -> int:

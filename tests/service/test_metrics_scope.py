@@ -18,7 +18,8 @@ from altostrat.policy.registry import parse_policy
 from altostrat.resources import MILLI
 from altostrat.service.api import create_app
 from altostrat.service.observability import TENANT_PER_QUEUE, TENANT_SHARED, Observer
-from altostrat.service.store import FAILED, PENDING, RUNNING, SUCCEEDED, Store, database_url
+from altostrat.service.database import database_url
+from altostrat.service.store import FAILED, PENDING, RUNNING, SUCCEEDED, Store
 from altostrat.service.twin import pool_nodes
 from altostrat.workload.job import Job
 

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from altostrat.cli import app as cli_app
 from altostrat.service.api import create_app
 from altostrat.service.client import ClientError, connect, context_path, load_context, save_context
-from altostrat.service.store import SUCCEEDED, Store, upgrade
+from altostrat.service.database import upgrade
+from altostrat.service.store import SUCCEEDED, Store
 
 # live servers and their job processes run one test at a time (`make test` uses --dist loadgroup),
 # so that timings are not fought over by another live test

@@ -15,7 +15,8 @@ from altostrat.service.api import create_app
 from altostrat.service.objects import parse_object
 from altostrat.service.services import (SERVICE_ID_LABEL, SERVICE_LABEL, Hysteresis, ServiceController,
                                         desired_replicas, record_load, restart_delay_s)
-from altostrat.service.store import ACTIVE, CANCELLED, FAILED, RUNNING, SUCCEEDED, Store, database_url
+from altostrat.service.database import database_url
+from altostrat.service.store import ACTIVE, CANCELLED, FAILED, RUNNING, SUCCEEDED, Store
 
 ADMIN = "services-admin-token"
 

@@ -20,7 +20,8 @@ from altostrat.service import migrations, tables
 from altostrat.service import tables as t
 from altostrat.service.objects import ObjectError, parse_object
 from altostrat.service.quota import QueueQuotaGate
-from altostrat.service.store import Conflict, DatabaseUnavailable, NotFound, Store, database_url, sha256
+from altostrat.service.database import DatabaseUnavailable, database_url
+from altostrat.service.store import Conflict, NotFound, Store, sha256
 
 
 def migration_head() -> str:

@@ -18,7 +18,9 @@ from altostrat.service import submit
 from altostrat.service.api import create_app
 from altostrat.service.objects import ObjectError
 from altostrat.service.reconciler import Reconciler
-from altostrat.service.store import Conflict, NotFound, PrincipalCache, Store, database_url, sha256
+from altostrat.service.database import database_url
+from altostrat.service.principals import PrincipalCache
+from altostrat.service.store import Conflict, NotFound, Store, sha256
 
 from .test_fast_paths import ADMIN, AUTH, fresh, obj, stored, untimed
 from .test_fast_paths import raw_job as job

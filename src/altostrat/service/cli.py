@@ -203,7 +203,7 @@ def register(app: typer.Typer) -> None:
         from altostrat.service.config import ConfigError, load
         from altostrat.service.executor import ExecutorError
         from altostrat.service.server import serve as run_server
-        from altostrat.service.store import DatabaseUnavailable
+        from altostrat.service.database import DatabaseUnavailable
 
         try:
             cfg = load(config, dict(host=host, port=port, data_dir=data_dir, db=db, policy=policy, grace_s=grace_s,
@@ -220,7 +220,7 @@ def register(app: typer.Typer) -> None:
     def db_upgrade(data_dir: DataDirOpt = DEFAULT_DATA_DIR, db: DbOpt = None) -> None:
         """Create or migrate the schema to the latest revision (`serve` does this on start)."""
         from altostrat.service.server import open_store, shown
-        from altostrat.service.store import DatabaseUnavailable
+        from altostrat.service.database import DatabaseUnavailable
 
         try:
             store = open_store(data_dir, db)

@@ -41,7 +41,7 @@ log = logging.getLogger("altostrat.reconciler")
 
 RESYNC_S = 0.5  # how stale the reconciler's view of the store may get without a wake-up
 # Between full reads of the active jobs, a sync reads exactly the jobs written since its last
-# read (their change seq; store.change_seq). A full read every FULL_SYNC_S, and when a retry's
+# read (their change seq; database.change_seq). A full read every FULL_SYNC_S, and when a retry's
 # backoff ends, compares every active job's version with what it has seen and decodes only the
 # changed ones and those the engine does not hold. When pools or queues change (a new engine),
 # every active job is decoded.

@@ -13,7 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from altostrat.service.executor import make_executor
-from altostrat.service.store import DatabaseUnavailable, Store, database_url
+from altostrat.service.database import DatabaseUnavailable, database_url
+from altostrat.service.store import Store
 
 SHUTDOWN_S = 5.0  # how long a stop waits for requests in flight
 

@@ -1,41 +1,31 @@
-"""The store: every object, attempt, audit record and token, in one SQL database.
-
-SQLite (the default, a file in the data directory) runs in WAL mode with synchronous=FULL,
-so a committed transaction survives a crash or power loss, and every transaction starts
-with BEGIN IMMEDIATE, so that read-check-write sequences (apply, idempotency keys) are
-serialised. PostgreSQL (`postgresql://…`, driven by psycopg 3) gets the same guarantee from a
-transaction-level advisory lock taken at BEGIN (_postgres_engine says why). Callers commit a state
-transition before acting on it.
-"""
+"""The store: every object, attempt, audit record and token, in one SQL database
+(database.py: its engine, serialised writers, migrations). Callers commit a state transition
+before acting on it. The API's writes go through a group commit (group_commit.py); live tokens
+are cached (principals.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-import logging
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from pathlib import Path
 
-from sqlalchemy import Connection, String, and_, any_, bindparam, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import Connection, String, and_, any_, bindparam, delete, event, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine as SqlEngine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from altostrat.service import tables as t
+from altostrat.service.database import READ_ONLY, SEQ, SEQ_AT_BEGIN, change_seq, insert_rows, make_engine, upgrade
+from altostrat.service.group_commit import WRITTEN, GroupCommit
+from altostrat.service.principals import PrincipalCache
 from altostrat.service.objects import (MAX_NAME, JobObject, ObjectError, PoolObject, QueueObject, ServiceObject,
                                        TenantObject, _Object)
 from altostrat.spec.schema import Metadata
 
-log = logging.getLogger("altostrat.store")
-DB_FILE = "altostrat.db"
 PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
 ACTIVE = (PENDING, RUNNING)
 # task rows: STARTING is written before the spawn, RUNNING after it, STOPPING before a signal;
@@ -43,18 +33,9 @@ ACTIVE = (PENDING, RUNNING)
 STARTING, STOPPING, EXITED, STOPPED, LOST = "STARTING", "STOPPING", "EXITED", "STOPPED", "LOST"
 LIVE_TASK = (STARTING, RUNNING, STOPPING)
 MAX_INT32 = 2**31 - 1  # ids are integer columns: 32 bits on PostgreSQL
-# the key of the advisory lock that serialises PostgreSQL transactions (any constant: one per database)
-PG_LOCK_KEY = int.from_bytes(b"altostra", "big") >> 1
 # an object name's pattern (the schema's): a lookup of any other name finds nothing, unasked
 NAME_RE = re.compile(next(m.pattern for m in Metadata.model_fields["name"].metadata if hasattr(m, "pattern")))
-READ_ONLY = "altostrat_read_only"  # the execution option of Store.read's connections
 ANALYZE_MIN = 1000  # new Jobs before PostgreSQL's first ANALYZE of objects by the store (Store._group_created)
-SEQ = "altostrat_change_seq"  # Connection.info key of the transaction's change_seq
-SEQ_AT_BEGIN = "altostrat_seq_at_begin"  # PostgreSQL: the execution option of _postgres_engine's BEGIN
-# the advisory lock, then the next change_seq (the UPDATE needs the locked row of the CTE first)
-_NEXT_SEQ_SQL = (f"WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock({PG_LOCK_KEY})) "
-                 "UPDATE change_seq SET seq = seq + 1 FROM locked WHERE id = 1 RETURNING seq")
-WRITTEN = "altostrat_written"  # Connection.info key of a group commit's _Written
 
 # The submit path's statements, built once: building a statement and its cache key costs
 # SQLAlchemy more than running it costs SQLite. Values are bound at each execution.
@@ -62,8 +43,6 @@ _ROW = select(t.objects).where(t.objects.c.kind == bindparam("kind"), t.objects.
 _SCOPED_ROW = _ROW.where(t.objects.c.tenant == bindparam("tenant"))
 _TWO_ROWS = select(t.objects).where(or_(_ROW.whereclause, and_(t.objects.c.kind == bindparam("ref_kind"),
                                                                t.objects.c.name == bindparam("ref_name"))))
-_NEXT_SEQ = update(t.change_seq).where(t.change_seq.c.id == 1).values(seq=t.change_seq.c.seq + 1) \
-    .returning(t.change_seq.c.seq)
 _TASKS = (select(t.attempts).where(t.attempts.c.job_id.in_(bindparam("ids", expanding=True)))
           .order_by(t.attempts.c.attempt, t.attempts.c.task))
 _PRINCIPAL = select(t.tokens).where(t.tokens.c.sha256 == bindparam("sha256"), t.tokens.c.revoked_at.is_(None))
@@ -84,96 +63,6 @@ class Conflict(StoreError):
     status_code = 409
 
 
-DB_URLS = "sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE (psycopg 3)"
-
-
-class DatabaseUnavailable(Exception):
-    """The store's database cannot be used (a bad --db, a server that does not answer); the
-    message never shows a password."""
-
-
-def database_url(data_dir: str | Path, db: str | None) -> str:
-    """The SQLAlchemy URL of the store: `db`, else SQLite in `data_dir`. A plain `postgresql://`
-    (or `postgres://`) URL means psycopg 3, the driver installed with altostrat (SQLAlchemy's
-    default would be psycopg2)."""
-    if db:
-        try:
-            url = make_url(db)
-        except ArgumentError:
-            raise DatabaseUnavailable(f"--db is not a database URL; use {DB_URLS}") from None
-        if url.drivername in ("postgresql", "postgres"):
-            url = url.set(drivername="postgresql+psycopg")
-        if url.get_backend_name() not in ("sqlite", "postgresql") or url.drivername.startswith("postgresql+") \
-                and url.drivername != "postgresql+psycopg":
-            raise DatabaseUnavailable(f"--db: {url.drivername} is not supported; the store runs on {DB_URLS}")
-        return url.render_as_string(hide_password=False)
-    path = Path(data_dir).resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path / DB_FILE}"
-
-
-def make_engine(url: str) -> SqlEngine:
-    if not url.startswith("sqlite"):
-        return _postgres_engine(url)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi, _record) -> None:
-        dbapi.isolation_level = None  # the driver must not open transactions itself: BEGIN below does
-        cur = dbapi.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
-            cur.execute(f"PRAGMA {pragma}")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn) -> None:
-        conn.info.pop(SEQ, None)  # a transaction's change_seq is its own, taken at its first write
-        # a read (Store.read) defers its lock: in WAL mode readers never wait for the writer
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
-
-    return engine
-
-
-def _postgres_engine(url: str) -> SqlEngine:
-    """Every transaction first takes one transaction-level advisory lock, so transactions run
-    one at a time, as SQLite's BEGIN IMMEDIATE makes them: a read-check-write sequence (apply,
-    an idempotency key, a job's transition) never interleaves with another. SERIALIZABLE would
-    allow more concurrency but aborts conflicting transactions, and every `with store.tx()`
-    block (some followed by effects such as spawning a process) would then need a retry loop.
-    PostgreSQL releases the lock at COMMIT or ROLLBACK, and when a client dies (its connection
-    closes). lock_timeout bounds the wait as SQLite's busy timeout does (30 s).
-
-    Once the schema is migrated (Store.upgrade sets SEQ_AT_BEGIN), the statement that takes the
-    lock also takes the transaction's change_seq: one round trip instead of two, and still the
-    advisory lock first, so that it serialises with a Store that takes only the lock."""
-    engine = create_engine(url, pool_pre_ping=True, connect_args={"options": "-c lock_timeout=30s"})
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn) -> None:
-        conn.info.pop(SEQ, None)
-        options = conn.get_execution_options()
-        if options.get(READ_ONLY):  # a read (Store.read) sees what is committed
-            return
-        if options.get(SEQ_AT_BEGIN):
-            conn.info[SEQ] = conn.exec_driver_sql(_NEXT_SEQ_SQL).scalar_one()
-        else:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY})")
-
-    return engine
-
-
-def upgrade(engine: SqlEngine, revision: str = "head") -> None:
-    """Run the alembic migrations up to `revision` (what `altostrat db upgrade` does)."""
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
-
-
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -181,184 +70,6 @@ def sha256(text: str) -> str:
 def pool_of(node: str) -> str:
     """Node names are POOL/INDEX (a slash never occurs in an object name)."""
     return node.rsplit("/", 1)[0]
-
-
-class GroupCommit:
-    """Requests that arrive together share one transaction, so one fsync. One committer thread
-    runs them: it takes every request waiting, runs them in one transaction, commits, answers
-    each, and takes the next batch, which filled up during that commit. Every request is still
-    committed before it is answered. The thread lives while there is work and exits after
-    IDLE_S without any, so an idle store holds no thread.
-
-    Threads call `run` (it blocks until the request is committed); the API's event loop awaits
-    `submit`'s future, so a submission costs no worker thread of its own.
-
-    One request's error undoes only its own writes. Savepoints would give that at two
-    statements a request, and most requests succeed: so a batch runs without them first, and
-    only when a request fails is its transaction rolled back and the others run again, each in
-    a savepoint. A request's `fn` may therefore run twice (the first run undone): it must act
-    only through its connection."""
-
-    IDLE_S = 1.0
-
-    def __init__(self, engine: SqlEngine, created: Callable[[list[dict]], None] = lambda rows: None) -> None:
-        """`created` is told the new Job rows of each committed group (Store.created)."""
-        self.engine, self.created = engine, created
-        self.cond = threading.Condition()
-        self.waiting: list[list] = []  # [fn, future, value, error]
-        self.committer: threading.Thread | None = None
-
-    def run(self, fn: Callable[[Connection], object]):
-        return self.submit(fn).result()
-
-    def submit(self, fn: Callable[[Connection], object]) -> Future:
-        """`fn(conn)`'s result (or its error) once its transaction is committed (or rolled back)."""
-        future: Future = Future()
-        with self.cond:
-            self.waiting.append([fn, future, None, None])
-            if self.committer is None:
-                self.committer = threading.Thread(target=self._commit_loop, name="group-commit", daemon=True)
-                self.committer.start()
-            self.cond.notify()
-        return future
-
-    def _commit_loop(self) -> None:
-        while True:
-            with self.cond:
-                if not self.waiting:
-                    self.cond.wait(self.IDLE_S)
-                if not self.waiting:  # idle: a later submit starts another committer
-                    self.committer = None
-                    return
-                batch, self.waiting = self.waiting, []
-            self._commit(batch)
-            for _, future, value, error in batch:
-                if error is None:
-                    future.set_result(value)
-                else:
-                    future.set_exception(error)
-
-    def _commit(self, batch: list[list]) -> None:
-        failed = self._transaction(batch, savepoints=False)
-        if failed is not None:
-            self._transaction([item for item in batch if item is not failed], savepoints=True)
-
-    def _transaction(self, batch: list[list], savepoints: bool) -> list | None:
-        """Run `batch` in one transaction and commit it. Without savepoints, the first request
-        that fails rolls the whole transaction back and is returned (its error recorded)."""
-        if not batch:
-            return None
-        written = _Written()
-        try:
-            with self.engine.begin() as conn:
-                conn.info[WRITTEN] = written
-                try:
-                    for item in batch:
-                        savepoint = conn.begin_nested() if savepoints else None
-                        mark = written.mark()
-                        try:
-                            item[2] = item[0](conn)
-                        except Exception as exc:  # noqa: BLE001  (handed to its own request)
-                            item[2], item[3] = None, exc
-                            if savepoint is None:
-                                raise _Undo(item) from exc
-                            savepoint.rollback()
-                            written.undo(mark)
-                        else:
-                            if savepoint is not None:
-                                savepoint.commit()
-                finally:
-                    del conn.info[WRITTEN]
-                if written.audit:
-                    insert_rows(conn, t.audit, written.audit)
-        except _Undo as undo:
-            return undo.item
-        except Exception as exc:  # noqa: BLE001  (the commit failed: nothing of the batch is stored)
-            for item in batch:
-                item[2], item[3] = None, item[3] or exc
-            return None
-        if written.jobs:
-            try:
-                self.created(written.jobs)
-            except Exception:  # noqa: BLE001  (committed: the requests succeeded; the committer goes on)
-                log.exception("after a group commit")
-        return None
-
-
-class _Written:
-    """What a group commit's requests wrote that is handled once for the whole group: their audit
-    rows (Store.audit_many), written by one INSERT before the commit, and the rows of the Jobs they
-    created (Store.apply, apply_many), handed to GroupCommit.created after it."""
-
-    __slots__ = ("audit", "jobs", "referred")
-
-    def __init__(self) -> None:
-        self.audit: list[dict] = []
-        self.jobs: list[dict] = []
-        # (kind, name) -> row (or None) of the Queues new Jobs named, read once per group; emptied
-        # by any change to a Queue or Tenant (_forget_referred)
-        self.referred: dict[tuple[str, str], object] = {}
-
-    def mark(self) -> tuple[int, int]:
-        return len(self.audit), len(self.jobs)
-
-    def undo(self, mark: tuple[int, int]) -> None:
-        """Forget what was added since `mark`: its request's savepoint was rolled back."""
-        del self.audit[mark[0]:]
-        del self.jobs[mark[1]:]
-        self.referred.clear()
-
-
-class PrincipalCache:
-    """Live tokens by hash, so that a request's token costs no read once it has been seen.
-
-    A revocation (Store.revoke_token, a Tenant's deletion) marks its connection with `changing`;
-    once that transaction has committed or rolled back (`settled`, when the connection goes back
-    to the pool), the cache is emptied. While one is in flight nothing is added, and a lookup that began before the last
-    settlement (an older `generation`) adds nothing either, so a revoked token is refused from
-    the moment its revocation commits. Revocations reach the database only through a Store:
-    one `serve` per database, as the reconciler requires too."""
-
-    MAX = 10_000  # entries before the cache starts again (live tokens are made by admins only)
-    _MARK = "altostrat_token_changes"  # the connection's count of revocations in its transaction
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.found: dict[str, dict] = {}
-        self.generation = 0
-        self.in_flight = 0
-
-    def get(self, digest: str) -> dict | None:
-        return self.found.get(digest)
-
-    def put(self, digest: str, principal: dict, generation: int) -> None:
-        with self.lock:
-            if self.in_flight == 0 and generation == self.generation:
-                if len(self.found) >= self.MAX:
-                    self.found.clear()
-                self.found[digest] = principal
-
-    def changing(self, conn: Connection) -> None:
-        with self.lock:
-            self.in_flight += 1
-            self.found.clear()
-        conn.info[self._MARK] = conn.info.get(self._MARK, 0) + 1
-
-    def settled(self, info: dict) -> None:
-        """`info`: the pooled connection's (Connection.info)."""
-        changes = info.pop(self._MARK, 0)
-        if changes:
-            with self.lock:
-                self.in_flight -= changes
-                self.generation += 1
-                self.found.clear()
-
-
-class _Undo(Exception):
-    """Rolls back a group commit's transaction in which `item`'s request failed."""
-
-    def __init__(self, item: list) -> None:
-        self.item = item
 
 
 class Store:
@@ -827,22 +538,6 @@ def _text(s: str, limit: int) -> str:
     """`s` cut to its column's length, NUL written out: PostgreSQL's text holds no NUL (a request's
     path may)."""
     return s.replace("\x00", "\\x00")[:limit]
-def insert_rows(conn: Connection, table, rows: list[dict]) -> None:
-    """New rows of `table` (every column but its id), as one statement: an executemany on SQLite,
-    a COPY on PostgreSQL, which loads rows several times faster than one INSERT each (and
-    costs this process less too)."""
-    if conn.dialect.name == "sqlite":
-        conn.execute(insert(table), rows)
-        return
-    columns = [c for c in table.c if c.name != "id"]
-    json_columns = [isinstance(c.type, t.JSON) for c in columns]
-    with conn.connection.driver_connection.cursor().copy(
-            f"COPY {table.name} ({', '.join(c.name for c in columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([json.dumps(row[c.name]) if is_json else row[c.name]
-                            for c, is_json in zip(columns, json_columns)])
-
-
 def _forget_referred(conn: Connection) -> None:
     group = conn.info.get(WRITTEN)
     if group is not None:
@@ -860,15 +555,6 @@ def _new_row(kind: str, name: str, tenant: str | None, spec: dict, labels: dict,
     """The columns of a new object (its id aside)."""
     return dict(kind=kind, name=name, tenant=tenant, spec=spec, labels=labels, state=PENDING if kind == "Job" else None,
                 status={}, resource_version=1, created_at=now, updated_at=now, seq=seq)
-
-
-def change_seq(conn: Connection) -> int:
-    """The change sequence number of this transaction's writes: the next one, taken at its first
-    write (and again after a savepoint that took it was rolled back; Store forgets it then)."""
-    seq = conn.info.get(SEQ)
-    if seq is None:
-        seq = conn.info[SEQ] = conn.execute(_NEXT_SEQ).scalar_one()
-    return seq
 
 
 def _view(row, tasks: list[dict]) -> dict:
