@@ -117,6 +117,7 @@ MATRIX = [
     (("DELETE", "/v1/pools/p", None), 200, 403, 403, 403),
     (("DELETE", "/v1/tenants/c", None), 200, 403, 403, 403),
     (("GET", "/v1/tokens", None), 200, 403, 403, 403),
+    (("GET", "/v1/audit", None), 200, 403, 403, 200),
     (("POST", "/v1/tokens", {"role": "viewer"}), 201, 403, 403, 403),
     (("DELETE", "/v1/tokens/VICTIM", None), 200, 403, 403, 403),
 ]
@@ -236,6 +237,32 @@ def test_revoked_tokens_get_401(world):
     assert world.call(ADMIN, "POST", "/v1/objects", obj("Tenant", "c")).status_code == 201
     assert world.call(c, "GET", "/v1/tenants").status_code == 401
     assert world.call(c, "POST", "/v1/objects", job("c-job", "nope")).status_code == 401
+
+
+def test_the_audit_log_is_read_in_pages_by_admins_and_cluster_viewers(world):
+    world.call(world.tokens["viewer-a"], "POST", "/v1/objects", job("refused", "qa"))  # a refusal is a record too
+    stored = world.store.audit_rows()
+    assert len(stored) >= 8 and stored[-1]["result"] == "refused 403"
+    pages, after = [], 0
+    while True:
+        r = world.call(ADMIN, "GET", f"/v1/audit?after={after}&limit=3")
+        assert r.status_code == 200, r.text
+        pages.append(r.json()["items"])
+        if not pages[-1]:
+            assert r.json()["last"] == after
+            break
+        after = r.json()["last"]
+        assert after == pages[-1][-1]["id"] and len(pages[-1]) <= 3
+    read = [item for page in pages for item in page]
+    assert [(i["id"], i["who"], i["tokenId"], i["role"], i["action"], i["target"], i["result"]) for i in read] == [
+        (r["id"], r["who"], r["token_id"], r["role"], r["action"], r["target"], r["result"]) for r in stored]
+    assert world.call(world.tokens["viewer-all"], "GET", "/v1/audit").json()["items"] == read[:100]
+    for role in ("tenant-a", "viewer-a"):  # every tenant's activity: not a tenant's to read
+        assert world.call(world.tokens[role], "GET", "/v1/audit").status_code == 403
+    for query in ("limit=0", "limit=1001", "after=-1", "after=x"):
+        r = world.call(ADMIN, "GET", f"/v1/audit?{query}")
+        assert r.status_code == 422 and r.json()["detail"][0]["field"].startswith("query."), (query, r.text)
+    assert len(world.store.audit_rows()) == len(stored)  # reads are not audited
 
 
 @pytest.mark.parametrize("body, field", [
@@ -417,6 +444,14 @@ def test_cli_tokens_and_login_against_a_real_server(tmp_path):
         assert (r.exit_code, r.stdout) == (0, "token 2 revoked\n")
         r = cli("get", "queues", token=token)
         assert r.exit_code == 2 and r.stderr.startswith("error: 401 ")
+        r = cli("audit", "--limit", "3")
+        assert r.exit_code == 0 and [line.split()[0] for line in r.stdout.splitlines()] == ["ID", "1", "2", "3"]
+        r = cli("audit", "--after", "3", "-o", "json")
+        page = json.loads(r.stdout)
+        assert r.exit_code == 0 and page["items"][0]["id"] == 4 and page["last"] == page["items"][-1]["id"]
+        assert [(i["action"], i["result"]) for i in page["items"][-2:]] == [("POST", "refused 422"),
+                                                                             ("token revoke", "revoked")]
+        assert cli("audit", token=token).exit_code == 2  # a revoked token
         r = cli("tokens", "list")
         rows = [line.split() for line in r.stdout.splitlines()]
         assert [row[:3] for row in rows] == [["ID", "ROLE", "TENANT"], ["1", "admin", "-"], ["2", "tenant", "a"]]

@@ -38,6 +38,7 @@ LOG_TAIL_BYTES = 1 << 20  # the most of one task's log a call returns (its end)
 _WHO, _AUDITED = "altostrat.who", "altostrat.audited"
 
 
+MAX_AUDIT_PAGE = 1000  # audit records in one GET /v1/audit
 MAX_ID = 2**63 - 1  # the largest integer SQLite (and PostgreSQL's bigint) stores: larger ids are a 422, not a 500
 
 def create_app(store: Store, wake: Callable[[], None] = lambda: None,
@@ -164,6 +165,14 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         with store.tx() as conn:
             return {"items": store.token_views(conn)}
 
+    @app.get("/v1/audit", tags=["tokens"],
+             summary="The audit log: every mutating call, allowed or refused, oldest first (admin, cluster viewer)")
+    def read_audit(who: Who, after: Annotated[int, Query(ge=0, le=MAX_ID, description="only records after this id")] = 0,
+                   limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 100) -> dict:
+        who.require_cluster_reader("reading the audit log")
+        items = [_audit_view(r) for r in store.audit_rows(after, limit)]
+        return {"items": items, "last": items[-1]["id"] if items else after}
+
     @app.post("/v1/tokens", tags=["tokens"], status_code=201,
               summary="Create a token (admin); the response is the only place its secret ever appears")
     def create_token(
@@ -281,6 +290,11 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         return app.openapi_schema
     app.openapi = openapi
     return submit.Submissions(app, store, wake, obs)
+
+
+def _audit_view(r: dict) -> dict:
+    return {"id": r["id"], "at": r["at"], "who": r["who"], "tokenId": r["token_id"], "role": r["role"],
+            "action": r["action"], "target": r["target"], "result": r["result"]}
 
 
 def _tail(path: Path) -> str:

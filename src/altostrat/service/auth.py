@@ -48,6 +48,11 @@ class Principal:
         if self.role != ADMIN:
             raise Forbidden(f"{what} needs an admin token (this one is {self.describe()})")
 
+    def require_cluster_reader(self, what: str) -> None:
+        """An admin, or a viewer bound to no tenant: who may see every tenant's activity."""
+        if self.role != ADMIN and not (self.role == VIEWER and self.tenant is None):
+            raise Forbidden(f"{what} needs an admin token or a viewer of every tenant (this one is {self.describe()})")
+
     def require_writer(self) -> None:
         """Checked before a change's body is parsed: a viewer hears 403 whatever it sent."""
         if self.role == VIEWER:

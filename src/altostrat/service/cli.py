@@ -370,6 +370,28 @@ def register(app: typer.Typer) -> None:
         path = save_context(server, token)
         print(f"logged in to {server} as {_who(me)}; context saved to {path} (mode 600)")
 
+    @app.command(rich_help_panel="Control plane")
+    def audit(
+        after: Annotated[int, typer.Option(help="only the records after this id (the `last` of a previous page)")] = 0,
+        limit: Annotated[int, typer.Option(help="at most this many records (1 to 1000)")] = 100,
+        output: OutputOpt = Output.table,
+        server: ServerOpt = None,
+        token: TokenOpt = None,
+    ) -> None:
+        """The audit log, oldest first: who made which mutating call, when, and its result (an admin
+        token or a viewer of every tenant)."""
+        from altostrat.service.client import ClientError
+
+        try:
+            page = _client(server, token).audit(after, limit)
+        except ClientError as exc:
+            fail(str(exc))
+        if output is Output.json:
+            print(json.dumps(page, indent=2))
+            return
+        print(table([{"ID": str(r["id"]), "AT": when(r["at"]), "WHO": r["who"], "ROLE": r["role"] or "-",
+                      "ACTION": r["action"], "TARGET": r["target"], "RESULT": r["result"]} for r in page["items"]]))
+
     @tokens_app.command("create")
     def tokens_create(
         role: Annotated[str, typer.Option(help="admin, tenant or viewer")],

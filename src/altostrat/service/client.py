@@ -151,3 +151,6 @@ class Client:
 
     def tokens(self) -> list[dict]:
         return self.call("GET", "/v1/tokens").json()["items"]
+
+    def audit(self, after: int = 0, limit: int = 100) -> dict:
+        return self.call("GET", "/v1/audit", params={"after": after, "limit": limit}).json()

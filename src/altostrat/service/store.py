@@ -482,9 +482,13 @@ class Store:
             else:
                 conn.execute(_INSERT_AUDIT, rows)
 
-    def audit_rows(self) -> list[dict]:
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(select(t.audit).order_by(t.audit.c.id)).mappings()]
+    def audit_rows(self, after: int = 0, limit: int | None = None) -> list[dict]:
+        """The audit records after id `after`, oldest first; at most `limit` of them."""
+        if after >= MAX_INT32:  # PostgreSQL refuses a larger one in a query; no id is larger
+            return []
+        query = select(t.audit).where(t.audit.c.id > after).order_by(t.audit.c.id).limit(limit)
+        with self.read() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
 
     def idempotent(self, key: str | None, principal: str, request: object,
                    fn: Callable[[Connection], tuple[int, dict]]) -> Future:
