@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -265,6 +266,24 @@ def test_the_audit_log_is_read_in_pages_by_admins_and_cluster_viewers(world):
     assert len(world.store.audit_rows()) == len(stored)  # reads are not audited
 
 
+def test_an_expired_token_gets_401_cached_or_not(world):
+    r = world.call(ADMIN, "POST", "/v1/tokens", {"role": "tenant", "tenant": "a", "expiresInS": 0.5})
+    assert r.status_code == 201 and r.json()["expiresAt"] == pytest.approx(time.time() + 0.5, abs=0.4)
+    brief, brief_id = r.json()["token"], r.json()["id"]
+    assert world.call(brief, "GET", "/v1/jobs").status_code == 200  # looked up, so cached
+    lasting = world.call(ADMIN, "POST", "/v1/tokens", {"role": "tenant", "tenant": "a", "expiresInS": 3600}).json()
+    time.sleep(0.6)
+    assert world.call(brief, "GET", "/v1/jobs").status_code == 401
+    assert world.call(brief, "POST", "/v1/objects", job("late", "qa")).status_code == 401  # the submit path too
+    assert world.call(lasting["token"], "POST", "/v1/objects", job("on-time", "qa")).status_code == 201
+    listed = {t["id"]: t for t in world.call(ADMIN, "GET", "/v1/tokens").json()["items"]}
+    assert listed[brief_id]["expiresAt"] < time.time() < listed[lasting["id"]]["expiresAt"]
+    assert listed[world.token_id("victim")]["expiresAt"] is None
+    for bad in (0, -1, "soon", 1e12):
+        r = world.call(ADMIN, "POST", "/v1/tokens", {"role": "viewer", "expiresInS": bad})
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "expiresInS", (bad, r.text)
+
+
 @pytest.mark.parametrize("body, field", [
     ({"role": "root"}, "role"),
     ({"role": "tenant"}, "tenant"),
@@ -288,7 +307,7 @@ def test_token_plaintext_is_never_stored(world):
     assert r.headers["Cache-Control"] == "no-store"
     tokens.append(r.json()["token"])
     listed = world.call(ADMIN, "GET", "/v1/tokens").json()["items"]
-    assert len(listed) == 7 and all(set(t) == {"id", "name", "role", "tenant", "createdAt", "revokedAt"}
+    assert len(listed) == 7 and all(set(t) == {"id", "name", "role", "tenant", "createdAt", "revokedAt", "expiresAt"}
                                     for t in listed)
     world.store.close()
     stored = b"".join(p.read_bytes() for p in world.dir.glob("altostrat.db*"))
@@ -437,6 +456,11 @@ def test_cli_tokens_and_login_against_a_real_server(tmp_path):
         r = cli("delete", "queue", "qa", token=token)
         assert r.exit_code == 2 and r.stderr.startswith("error: 403 a tenant token changes only Jobs")
 
+        r = cli("tokens", "create", "--role", "viewer", "--expires-in", "30d")
+        assert r.exit_code == 0 and r.stderr.startswith("created token 3 (viewer), expires 2") and \
+            r.stderr.endswith(" UTC; store it now, it is not shown again\n"), r.stderr
+        r = cli("tokens", "create", "--role", "viewer", "--expires-in", "soon")
+        assert r.exit_code == 2 and r.stderr.startswith("error: --expires-in: 'soon' is not a duration")
         r = cli("tokens", "create", "--role", "root")
         assert r.exit_code == 2 and r.stderr == "error: 422 invalid:\n  role: 'root' is not a role; one of: " \
                                                 "admin, tenant, viewer\n"
@@ -454,8 +478,10 @@ def test_cli_tokens_and_login_against_a_real_server(tmp_path):
         assert cli("audit", token=token).exit_code == 2  # a revoked token
         r = cli("tokens", "list")
         rows = [line.split() for line in r.stdout.splitlines()]
-        assert [row[:3] for row in rows] == [["ID", "ROLE", "TENANT"], ["1", "admin", "-"], ["2", "tenant", "a"]]
-        assert rows[1][-1] == "-" and rows[2][-1] != "-"  # REVOKED
+        assert [row[:3] for row in rows] == [["ID", "ROLE", "TENANT"], ["1", "admin", "-"], ["2", "tenant", "a"],
+                                             ["3", "viewer", "-"]]
+        assert rows[1][-1] == "-" and rows[2][-1] != "-" and rows[3][-1] == "-"  # REVOKED
+        assert rows[1][-2] == "-" and rows[3][-2] != "-"  # EXPIRES
 
         # the context's token goes only to the context's server
         r = cli("get", "jobs", "--server", "http://127.0.0.1:9")

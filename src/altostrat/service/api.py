@@ -177,17 +177,19 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
               summary="Create a token (admin); the response is the only place its secret ever appears")
     def create_token(
         request: Request, who: Who,
-        body: Annotated[dict[str, Any], Body(description='{"role": ..., "tenant": ..., "name": ...}')] = ...,
+        body: Annotated[dict[str, Any], Body(description='{"role": ..., "tenant": ..., "name": ..., "expiresInS": ...}')] = ...,
     ) -> JSONResponse:
         who.require_admin("creating tokens")
         req = parse_token_request(body)
         # no Idempotency-Key here: a stored response would keep the secret in the database
         with store.tx() as conn:
-            token_id, token = store.create_token(conn, req.role, req.tenant, req.name)
+            expires_at = None if req.expires_in_s is None else time.time() + req.expires_in_s
+            token_id, token = store.create_token(conn, req.role, req.tenant, req.name, expires_at)
             audit(conn, who, "token create", f"Token/{token_id}", f"created ({req.role}"
                   + (f" of {req.tenant})" if req.tenant else ")"))
         request.scope[_AUDITED] = True
-        return JSONResponse({"id": token_id, "token": token, "role": req.role, "tenant": req.tenant},
+        return JSONResponse({"id": token_id, "token": token, "role": req.role, "tenant": req.tenant,
+                             "expiresAt": expires_at},
                             status_code=201, headers={"Cache-Control": "no-store"})  # no proxy keeps the secret
 
     @app.delete("/v1/tokens/{token_id}", tags=["tokens"], summary="Revoke a token (admin)")

@@ -26,6 +26,7 @@ from altostrat.spec.schema import Model
 ADMIN, TENANT, VIEWER = "admin", "tenant", "viewer"
 ROLES = (ADMIN, TENANT, VIEWER)
 TENANT_WRITES = ("Job", "Service")  # the kinds a tenant token changes (its own)
+MAX_TOKEN_LIFE_S = 10 * 365 * 86_400  # the longest expiresInS: ten years
 
 
 class Forbidden(Exception):
@@ -80,6 +81,8 @@ class TokenRequest(Model):
     tenant: str | None = Field(default=None, min_length=1, max_length=MAX_NAME,
                                description="required for a tenant token; optional for a viewer")
     name: str | None = Field(default=None, min_length=1, max_length=200, description="a label for the audit log")
+    expires_in_s: float | None = Field(default=None, gt=0, le=MAX_TOKEN_LIFE_S, allow_inf_nan=False,
+                                       description="seconds from now until it is refused; none: until revoked")
 
 
 def parse_token_request(raw: Any) -> TokenRequest:

@@ -164,6 +164,21 @@ def _description(d: dict) -> str:
     return "\n".join(lines)
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def _duration_s(text: str, option: str) -> float:
+    """Seconds of '90', '90s', '15m', '12h' or '30d'."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in DURATION_UNITS else (text, "s")
+    try:
+        seconds = float(number) * DURATION_UNITS[unit]
+    except ValueError:
+        fail(f"{option}: {text!r} is not a duration; write seconds or a number with s, m, h or d (30d)")
+    if not 0 < seconds < float("inf"):
+        fail(f"{option}: {text!r} must be longer than nothing")
+    return seconds
+
+
 def _who(view: dict) -> str:
     return f"token {view['id']} ({view['role']}" + (f" of tenant {view['tenant']})" if view["tenant"] else ")")
 
@@ -398,18 +413,22 @@ def register(app: typer.Typer) -> None:
         tenant: Annotated[Optional[str], typer.Option(help="the Tenant it acts for: required for a tenant token; "
                                                            "a viewer without one sees every tenant")] = None,
         name: Annotated[Optional[str], typer.Option(help="a label for the audit log")] = None,
+        expires_in: Annotated[Optional[str], typer.Option(
+            help="refused after this long: a number of seconds, or with a unit: 90m, 12h, 30d (default: never)")] = None,
         server: ServerOpt = None,
         token: TokenOpt = None,
     ) -> None:
         """Create a token and print it: the only time it is shown (the server keeps its SHA-256)."""
         from altostrat.service.client import ClientError
 
+        life = None if expires_in is None else _duration_s(expires_in, "--expires-in")
         try:
-            made = _client(server, token).create_token(role, tenant, name)
+            made = _client(server, token).create_token(role, tenant, name, life)
         except ClientError as exc:
             fail(str(exc))
         print(made["token"])  # alone on stdout, so that TOKEN=$(altostrat tokens create …) works
-        print(f"created {_who(made)}; store it now, it is not shown again", file=sys.stderr)
+        expiry = f", expires {when(made['expiresAt'])} UTC" if made.get("expiresAt") else ""
+        print(f"created {_who(made)}{expiry}; store it now, it is not shown again", file=sys.stderr)
 
     @tokens_app.command("revoke")
     def tokens_revoke(token_id: Annotated[int, typer.Argument(help="the token's id (see `tokens list`)")],
@@ -433,4 +452,5 @@ def register(app: typer.Typer) -> None:
         except ClientError as exc:
             fail(str(exc))
         print(table([{"ID": str(i["id"]), "ROLE": i["role"], "TENANT": i["tenant"] or "-", "NAME": i["name"],
-                       "CREATED": when(i["createdAt"]), "REVOKED": when(i["revokedAt"])} for i in items]))
+                       "CREATED": when(i["createdAt"]), "EXPIRES": when(i["expiresAt"]),
+                       "REVOKED": when(i["revokedAt"])} for i in items]))

@@ -142,8 +142,9 @@ class Client:
     def whoami(self) -> dict:
         return self.call("GET", "/v1/whoami").json()
 
-    def create_token(self, role: str, tenant: str | None, name: str | None) -> dict:
-        body = {k: v for k, v in (("role", role), ("tenant", tenant), ("name", name)) if v is not None}
+    def create_token(self, role: str, tenant: str | None, name: str | None, expires_in_s: float | None = None) -> dict:
+        body = {k: v for k, v in (("role", role), ("tenant", tenant), ("name", name), ("expiresInS", expires_in_s))
+                if v is not None}
         return self.call("POST", "/v1/tokens", json=body).json()
 
     def revoke_token(self, token_id: int) -> dict:

@@ -413,17 +413,21 @@ class Store:
             return token
 
     @staticmethod
-    def _add_token(conn: Connection, token: str, name: str, role: str, tenant: str | None) -> int:
+    def _add_token(conn: Connection, token: str, name: str, role: str, tenant: str | None,
+                   expires_at: float | None = None) -> int:
         return conn.execute(insert(t.tokens).values(sha256=sha256(token), name=name, role=role, tenant=tenant,
-                                                    created_at=time.time())).inserted_primary_key[0]
+                                                    created_at=time.time(), expires_at=expires_at)
+                            ).inserted_primary_key[0]
 
-    def create_token(self, conn: Connection, role: str, tenant: str | None, name: str | None) -> tuple[int, str]:
-        """A new random token (256 bits): (its id, the token). Only its SHA-256 is stored, so the
-        caller shows it once."""
+    def create_token(self, conn: Connection, role: str, tenant: str | None, name: str | None,
+                     expires_at: float | None = None) -> tuple[int, str]:
+        """A new random token (256 bits), refused from `expires_at` on (None: until revoked): (its
+        id, the token). Only its SHA-256 is stored, so the caller shows it once."""
         if tenant is not None and self._row(conn, "Tenant", tenant) is None:
             raise ObjectError([("tenant", f"no Tenant named {tenant!r}; apply it first")])
         token = secrets.token_urlsafe(32)
-        return self._add_token(conn, token, name or (f"{role} of {tenant}" if tenant else role), role, tenant), token
+        name = name or (f"{role} of {tenant}" if tenant else role)
+        return self._add_token(conn, token, name, role, tenant, expires_at), token
 
     def revoke_token(self, conn: Connection, token_id: int) -> dict:
         row = None
@@ -448,18 +452,19 @@ class Store:
         """The live token whose hash is `token`'s, or None. The lookup is keyed by the hash, so its
         timing can tell only how far a guess's hash matches a stored one, which does not help to
         find a token; the final check is constant-time whatever the database's string comparison.
-        Live tokens once found are answered from PrincipalCache."""
+        Live tokens once found are answered from PrincipalCache; an expired one is refused, cached or not."""
         digest = sha256(token)
         found = self.principals.get(digest)
-        if found is not None:
-            return found
-        generation = self.principals.generation
-        with self.read() as conn:
-            row = conn.execute(_PRINCIPAL, {"sha256": digest}).mappings().first()
-        if row is None or not hmac.compare_digest(row["sha256"], digest):
+        if found is None:
+            generation = self.principals.generation
+            with self.read() as conn:
+                row = conn.execute(_PRINCIPAL, {"sha256": digest}).mappings().first()
+            if row is None or not hmac.compare_digest(row["sha256"], digest):
+                return None
+            found = dict(row)
+            self.principals.put(digest, found, generation)
+        if found["expires_at"] is not None and found["expires_at"] <= time.time():
             return None
-        found = dict(row)
-        self.principals.put(digest, found, generation)
         return found
 
     @staticmethod
@@ -576,7 +581,7 @@ def _view(row, tasks: list[dict]) -> dict:
 def _token_view(r) -> dict:
     """A token as the API lists it: never its hash."""
     return {"id": r["id"], "name": r["name"], "role": r["role"], "tenant": r["tenant"],
-            "createdAt": r["created_at"], "revokedAt": r["revoked_at"]}
+            "createdAt": r["created_at"], "revokedAt": r["revoked_at"], "expiresAt": r["expires_at"]}
 
 
 def _task_view(r: dict) -> dict:

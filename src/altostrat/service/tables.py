@@ -83,6 +83,7 @@ tokens = Table(
     Column("tenant", String(253), nullable=True),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    Column("expires_at", Float, nullable=True),  # refused from then on (0005); None: until revoked
 )
 
 # The first response to each Idempotency-Key, replayed to a retry of the same request.
