@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# System packages the test suite drives for real: PostgreSQL 15 (the store's second database)
-# and Debian's Chromium with its ChromeDriver (the dashboard's browser test). Idempotent: it
+# System packages the test suite drives for real: PostgreSQL 15 (the store's second database),
+# Debian's Chromium with its ChromeDriver (the dashboard's browser test) and openssl (a
+# self-signed certificate for serve's TLS test). Idempotent: it
 # installs only what is missing, retrying apt's network steps. Without root (or apt) it says
 # what is missing and stops with an error, so a missing package is never skipped quietly.
 set -euo pipefail
@@ -9,6 +10,7 @@ declare -A NEEDS=(
   [/usr/lib/postgresql/15/bin/initdb]=postgresql-15
   [/usr/bin/chromium]=chromium
   [/usr/bin/chromedriver]=chromium-driver
+  [/usr/bin/openssl]=openssl
 )
 missing=()
 for path in "${!NEEDS[@]}"; do

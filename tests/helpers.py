@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -71,13 +72,17 @@ def check_state(state: ClusterState, engine: Engine | None = None) -> None:
         assert not set(engine.running) & set(engine.pending), "a job is both running and pending"
 
 
-def start_serve(data_dir, admin_token: str, *args: str, out=None, timeout: float = 20) -> tuple[subprocess.Popen, str]:
+def start_serve(data_dir, admin_token: str, *args: str, out=None, timeout: float = 20,
+                tls: tuple | None = None) -> tuple[subprocess.Popen, str]:
     """A real `altostrat serve` subprocess (with more `args`) on a free loopback port, once
-    /healthz answers: (the process, its URL). Its output goes to the file `out`. The caller stops it."""
+    /healthz answers: (the process, its URL). Its output goes to the file `out`. The caller stops it.
+    `tls`: (certificate, key) files to serve HTTPS with; the certificate is trusted to reach it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    if tls:
+        args = (*args, "--tls-cert", str(tls[0]), "--tls-key", str(tls[1]))
     out = out or tempfile.TemporaryFile("w+")  # not a pipe: one nobody reads would block the server's log once full
     proc = subprocess.Popen([sys.executable, "-m", "altostrat.cli", "serve", "--port", str(port), "--data-dir",
                              str(data_dir), *args], env={**os.environ, "ALTOSTRAT_ADMIN_TOKEN": admin_token},
@@ -85,7 +90,8 @@ def start_serve(data_dir, admin_token: str, *args: str, out=None, timeout: float
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            verify = ssl.create_default_context(cafile=str(tls[0])) if tls else True
+            if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
                 return proc, url
         except httpx.TransportError:
             time.sleep(0.1)

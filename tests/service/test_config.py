@@ -70,3 +70,15 @@ def test_serve_prints_one_line_and_starts_nothing(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert (out.returncode, out.stderr) == (2, f"error: {missing}: No such file or directory\n")
     assert not (tmp_path / "altostrat-data").exists()
+
+
+def test_the_tls_pair_from_the_file_or_both_flags(tmp_path):
+    path = write(tmp_path, "tls: {cert: /etc/a/cert.pem, key: /etc/a/key.pem}\n")
+    assert load(path, dict(NO_FLAGS)).tls.model_dump() == {"cert": Path("/etc/a/cert.pem"), "key": Path("/etc/a/key.pem")}
+    cfg = load(path, dict(NO_FLAGS, tls_cert=Path("c.pem"), tls_key=Path("k.pem")))  # the flags win, as a pair
+    assert (cfg.tls.cert, cfg.tls.key) == (Path("c.pem"), Path("k.pem"))
+    assert load(None, dict(NO_FLAGS)).tls is None
+    with pytest.raises(ConfigError, match=r"serve.yaml: tls.key: Field required"):
+        load(write(tmp_path, "tls: {cert: /etc/a/cert.pem}\n"), dict(NO_FLAGS))
+    with pytest.raises(ConfigError, match="--tls-cert and --tls-key go together"):
+        load(None, dict(NO_FLAGS, tls_key=Path("k.pem")))

@@ -209,6 +209,10 @@ def register(app: typer.Typer) -> None:
             show_default=False)] = None,
         ray_address: Annotated[Optional[str], typer.Option(
             help="the Ray cluster for --executor ray (default: RAY_ADDRESS, else a local Ray)", show_default=False)] = None,
+        tls_cert: Annotated[Optional[Path], typer.Option(
+            "--tls-cert", help="serve HTTPS with this certificate chain (PEM); needs --tls-key", show_default=False)] = None,
+        tls_key: Annotated[Optional[Path], typer.Option(
+            "--tls-key", help="the private key (PEM) of --tls-cert", show_default=False)] = None,
         config: Annotated[Optional[Path], typer.Option(
             "--config", help="a YAML file of these options (dataDir, graceS, ray: {address}…); flags override it",
             show_default=False)] = None,
@@ -217,18 +221,19 @@ def register(app: typer.Typer) -> None:
         from altostrat.policy.registry import PolicyError
         from altostrat.service.config import ConfigError, load
         from altostrat.service.executor import ExecutorError
-        from altostrat.service.server import serve as run_server
         from altostrat.service.database import DatabaseUnavailable
+        from altostrat.service.server import TlsError
+        from altostrat.service.server import serve as run_server
 
         try:
             cfg = load(config, dict(host=host, port=port, data_dir=data_dir, db=db, policy=policy, grace_s=grace_s,
                                     log_format=log_format.value if log_format else None, executor=executor,
-                                    ray_address=ray_address))
+                                    ray_address=ray_address, tls_cert=tls_cert, tls_key=tls_key))
             options = {"address": cfg.ray.address} if cfg.executor == "ray" else {}
             run_server(cfg.host, cfg.port, cfg.data_dir, cfg.db, cfg.policy, cfg.grace_s,
                        echo=lambda line: print(line, flush=True), log_format=cfg.log_format, executor=cfg.executor,
-                       executor_options=options)
-        except (PolicyError, ConfigError, ExecutorError, DatabaseUnavailable) as exc:
+                       executor_options=options, tls=(cfg.tls.cert, cfg.tls.key) if cfg.tls else None)
+        except (PolicyError, ConfigError, ExecutorError, DatabaseUnavailable, TlsError) as exc:
             fail(str(exc))
 
     @db_app.command("upgrade")

@@ -10,6 +10,7 @@ policy: fcfs+best-fit+backfill
 graceS: 30
 logFormat: json                           # text | json
 ray: {address: "10.0.0.5:6379"}           # optional; else RAY_ADDRESS, else a local Ray
+tls: {cert: /etc/altostrat/cert.pem, key: /etc/altostrat/key.pem}   # optional: HTTPS
 ```
 
 A flag given on the command line overrides the file's value; an option given in neither
@@ -37,6 +38,11 @@ class RayConfig(Model):
                                 description="the Ray cluster (host:port, ray://host:port or auto)")
 
 
+class TlsConfig(Model):
+    cert: Path = Field(description="the server's certificate chain (PEM)")
+    key: Path = Field(description="its private key (PEM)")
+
+
 class ServeConfig(Model):
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8080, ge=1, le=65535)
@@ -47,6 +53,7 @@ class ServeConfig(Model):
     grace_s: float = Field(default=30.0, ge=0)
     log_format: Literal["text", "json"] = "text"
     ray: RayConfig = RayConfig()
+    tls: TlsConfig | None = None
 
 
 def _errors(source: str, exc: ValidationError) -> ConfigError:
@@ -76,9 +83,14 @@ def load(path: str | Path | None, overrides: dict) -> ServeConfig:
     else:
         base = ServeConfig()
     address = overrides.pop("ray_address", None)
+    cert, key = overrides.pop("tls_cert", None), overrides.pop("tls_key", None)
     given = {k: v for k, v in overrides.items() if v is not None}
     if address is not None:
         given["ray"] = {"address": address}
+    if (cert is None) != (key is None):
+        raise ConfigError("command line: --tls-cert and --tls-key go together: give both, or neither")
+    if cert is not None:
+        given["tls"] = {"cert": cert, "key": key}
     try:  # the flags, checked as the file is
         return ServeConfig.model_validate({**base.model_dump(), **given})
     except ValidationError as exc:

@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import signal
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,9 +36,25 @@ def shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+class TlsError(Exception):
+    """--tls-cert / --tls-key cannot serve HTTPS (a missing file, a key that is not the certificate's)."""
+
+
+def check_tls(cert: Path, key: Path) -> None:
+    """Load the pair as uvicorn will, before anything starts: a bad one is one line naming it."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except FileNotFoundError as exc:
+        raise TlsError(f"--tls-cert/--tls-key: no file {exc.filename}") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsError(f"--tls-cert {cert} / --tls-key {key}: cannot be used for HTTPS ({exc}); give a PEM "
+                       "certificate chain and its private key") from None
+
+
 def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: str, grace_s: float,
           echo: Callable[[str], None], log_format: str = "text", executor: str = "local",
-          executor_options: dict | None = None) -> None:
+          executor_options: dict | None = None, tls: tuple[Path, Path] | None = None) -> None:
+    """`tls`: (certificate chain, private key) to serve HTTPS; None: plain HTTP."""
     import uvicorn
 
     from altostrat.policy.registry import parse_policy
@@ -54,6 +71,8 @@ def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: st
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     parse_policy(policy)  # a bad policy fails before anything starts
+    if tls is not None:
+        check_tls(*tls)
     runner = make_executor(executor, **(executor_options or {}))  # ExecutorError: Ray missing or unreachable
     try:
         store = open_store(data_dir, db)
@@ -80,14 +99,15 @@ def serve(host: str, port: int, data_dir: str | Path, db: str | None, policy: st
     # log_config=None: uvicorn's records go through configure_logging's handler; an open watch
     # stream is cut SHUTDOWN_S after a stop, not awaited to its timeout
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
-                                           log_config=None, timeout_graceful_shutdown=SHUTDOWN_S))
+                                           log_config=None, timeout_graceful_shutdown=SHUTDOWN_S,
+                                           ssl_certfile=tls and str(tls[0]), ssl_keyfile=tls and str(tls[1])))
     # What start-up built (imports, the recovered engine) stays: no collection needs to scan it
     # again, and a young generation of 50,000 objects is collected ~70 times less often than
     # Python's default 700, which cost the submit path about a quarter of its CPU (docs/service.md,
     # "Load and benchmarks"). The service makes few reference cycles; they are still collected.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    echo(f"listening on http://{host}:{port}")
+    echo(f"listening on {'https' if tls else 'http'}://{host}:{port}")
     try:
         server.run()
     finally:
