@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from altostrat.cli import app as cli_app
 from altostrat.service.api import create_app
 from altostrat.service.client import ClientError, connect, context_path, load_context, save_context
-from altostrat.service.database import upgrade
+from altostrat.service.database import database_url, upgrade
 from altostrat.service.store import SUCCEEDED, Store
 
 # live servers and their job processes run one test at a time (`make test` uses --dist loadgroup),
@@ -494,3 +494,54 @@ def test_cli_tokens_and_login_against_a_real_server(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_failed_authentication_is_limited_per_address_but_not_for_tokens_already_seen(tmp_path):
+    from altostrat.service.auth_limit import FailedAuthLimit
+
+    clock = [0.0]
+    store = Store(database_url(tmp_path, None))
+    store.upgrade()
+    store.ensure_admin_token(ADMIN)
+    with store.tx() as conn:
+        _, fresh_token = store.create_token(conn, "viewer", None, "not yet used")
+    limit = FailedAuthLimit(burst=3, per_s=0.5, clock=lambda: clock[0])
+    try:
+        with TestClient(create_app(store, auth_limit=limit), raise_server_exceptions=False) as http:
+            assert http.get("/v1/jobs", headers=bearer(ADMIN)).status_code == 200  # seen: cached
+            for path in ("/v1/jobs", "/v1/objects", "/v1/jobs"):  # both layers count
+                call = http.post if path == "/v1/objects" else http.get
+                assert call(path, headers=bearer("guess")).status_code == 401
+            for call, path in ((http.get, "/v1/jobs"), (http.post, "/v1/objects")):
+                r = call(path, headers=bearer("guess"))
+                assert r.status_code == 429 and r.headers["Retry-After"] == "2", r.text
+                assert "too many calls without a valid token from this address" in r.json()["detail"]
+            assert http.get("/v1/jobs", headers=bearer(fresh_token)).status_code == 429  # not seen yet: held back too
+            assert http.get("/v1/jobs", headers=bearer(ADMIN)).status_code == 200  # seen: never held back
+            clock[0] += 2.0  # one failure refilled
+            assert http.get("/v1/jobs", headers=bearer(fresh_token)).status_code == 200
+            assert http.get("/v1/jobs", headers=bearer("guess")).status_code == 401
+            assert http.get("/v1/jobs", headers=bearer("guess")).status_code == 429
+        assert [r["result"] for r in store.audit_rows()] == ["refused 401", "refused 429"]  # the POSTs
+    finally:
+        store.close()
+
+
+def test_each_address_has_its_own_bucket_and_full_ones_are_dropped(monkeypatch):
+    from altostrat.service import auth_limit
+    from altostrat.service.auth_limit import FailedAuthLimit, TooManyFailures
+
+    clock = [0.0]
+    limit = FailedAuthLimit(burst=2, per_s=1.0, clock=lambda: clock[0])
+    for _ in range(2):
+        limit.check("10.0.0.1")
+        limit.failed("10.0.0.1")
+    with pytest.raises(TooManyFailures) as held:
+        limit.check("10.0.0.1")
+    assert held.value.retry_after_s == pytest.approx(1.0)
+    limit.check("10.0.0.2")  # another address is not held back
+    monkeypatch.setattr(auth_limit, "MAX_ADDRESSES", 2)
+    limit.failed("10.0.0.2")
+    clock[0] += 10  # both refilled: dropped when room is needed
+    limit.failed("10.0.0.3")
+    assert set(limit.buckets) == {"10.0.0.3"}

@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from altostrat.service import calls, submit, watch
 from altostrat.service.auth import Forbidden, Principal, parse_token_request
+from altostrat.service.auth_limit import FailedAuthLimit, TooManyFailures
 from altostrat.service.dashboard import Reasons, add_dashboard
 from altostrat.service.describe import Snapshot, describe_job
 from altostrat.service.describe_objects import add_describe
@@ -44,20 +45,23 @@ MAX_ID = 2**63 - 1  # the largest integer SQLite (and PostgreSQL's bigint) store
 def create_app(store: Store, wake: Callable[[], None] = lambda: None,
                healthy: Callable[[], str | None] = lambda: None,
                explain: Callable[[str], Snapshot | None] | None = None, observer: Observer | None = None,
-               reasons: Reasons | None = None, watch_max_s: float = watch.MAX_TIMEOUT_S) -> submit.Submissions:
+               reasons: Reasons | None = None, watch_max_s: float = watch.MAX_TIMEOUT_S,
+               auth_limit: FailedAuthLimit | None = None) -> submit.Submissions:
     """`wake` tells the reconciler the store changed; `healthy` returns why it is not, or None;
     `explain` is Reconciler.explain (None: no engine to ask, and describe answers 503);
     `reasons` is Reconciler.reasons, the dashboard's pending reasons (None: shown as unknown);
     `observer` holds the metrics `/metrics` serves (the reconciler's; without one, the store's alone);
-    `watch_max_s` caps a watch's timeoutSeconds. The ASGI app returned serves the submit endpoints
+    `watch_max_s` caps a watch's timeoutSeconds; `auth_limit` bounds failed authentication per
+    client address (default: auth_limit's BURST and PER_S). The ASGI app returned serves the submit endpoints
     itself and hands every other request to the FastAPI app (`.app`)."""
     obs = observer if observer is not None else Observer(store)
+    auth_limit = auth_limit if auth_limit is not None else FailedAuthLimit()
     app = FastAPI(title="Altostrat control plane", version="v1",
                   description="Declarative objects (Tenant, Queue, Pool, Job, Service) run by the simulator's engine.")
 
     def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
         """The calling token (401 without a live one), noted in the request for its audit."""
-        who = request.scope[_WHO] = calls.caller(store, authorization)
+        who = request.scope[_WHO] = calls.caller(store, authorization, calls.client_address(request.scope), auth_limit)
         return who
 
     Who = Annotated[Principal, Depends(principal)]
@@ -107,7 +111,7 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
         status, body, headers = calls.refusal(exc, request.method, request.url.path)
         return JSONResponse(body, status_code=status, headers=headers)
 
-    for error in (calls.Unauthorized, Forbidden, ObjectError, StoreError, Exception):
+    for error in (calls.Unauthorized, TooManyFailures, Forbidden, ObjectError, StoreError, Exception):
         app.add_exception_handler(error, refused)
 
     @app.exception_handler(RequestValidationError)
@@ -291,7 +295,7 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
             app.openapi_schema = schema
         return app.openapi_schema
     app.openapi = openapi
-    return submit.Submissions(app, store, wake, obs)
+    return submit.Submissions(app, store, wake, obs, auth_limit)
 
 
 def _audit_view(r: dict) -> dict:

@@ -5,11 +5,13 @@ Jobs it created, and the answer to a refusal or a failure."""
 from __future__ import annotations
 
 import logging
+import math
 
 from altostrat.service.auth import Forbidden, Principal
+from altostrat.service.auth_limit import FailedAuthLimit, TooManyFailures
 from altostrat.service.objects import ObjectError
 from altostrat.service.observability import Observer
-from altostrat.service.store import Store, StoreError
+from altostrat.service.store import Store, StoreError, sha256
 
 log = logging.getLogger("altostrat.api")
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
@@ -20,11 +22,22 @@ class Unauthorized(Exception):
     """No live token came with the call (401)."""
 
 
-def caller(store: Store, authorization: str | None) -> Principal:
-    """The token of an `Authorization: Bearer TOKEN` header, or Unauthorized."""
+def client_address(scope: dict) -> str:
+    """The client's address (uvicorn's, after a trusted proxy's X-Forwarded-For)."""
+    return scope["client"][0] if scope.get("client") else ""
+
+
+def caller(store: Store, authorization: str | None, address: str = "", limit: FailedAuthLimit | None = None) -> Principal:
+    """The token of an `Authorization: Bearer TOKEN` header, or Unauthorized; with a `limit`, a
+    client `address` out of failures gets TooManyFailures unless its token is one already seen."""
     scheme, _, token = (authorization or "").partition(" ")
-    found = store.principal(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    if limit is not None and not store.principals.get(sha256(token)):
+        limit.check(address)
+    found = store.principal(token) if token else None
     if found is None:
+        if limit is not None:
+            limit.failed(address)
         raise Unauthorized()
     return Principal(found["id"], found["name"], found["role"], found["tenant"], found["sha256"])
 
@@ -52,6 +65,9 @@ def refusal(exc: Exception, method: str, path: str) -> tuple[int, dict, dict[str
     if isinstance(exc, Unauthorized):
         return 401, {"detail": "missing or invalid token; send Authorization: Bearer TOKEN"}, \
             {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, TooManyFailures):
+        return 429, {"detail": f"too many calls without a valid token from this address; {exc}"}, \
+            {"Retry-After": str(math.ceil(exc.retry_after_s))}
     if isinstance(exc, Forbidden):
         return 403, {"detail": str(exc)}, {}
     if isinstance(exc, ObjectError):

@@ -21,6 +21,7 @@ from typing import Any
 
 from altostrat.service import calls
 from altostrat.service.auth import Forbidden, Principal
+from altostrat.service.auth_limit import FailedAuthLimit
 from altostrat.service.objects import ObjectError, parse_object
 from altostrat.service.observability import Observer
 from altostrat.service.store import Store, sha256
@@ -47,8 +48,8 @@ class Disconnected(Exception):
 class Submissions:
     """The ASGI app `serve` runs: the two submit paths here, everything else to `app`."""
 
-    def __init__(self, app, store: Store, wake: Callable[[], None], obs: Observer) -> None:
-        self.app, self.store, self.wake, self.obs = app, store, wake, obs
+    def __init__(self, app, store: Store, wake: Callable[[], None], obs: Observer, auth_limit: FailedAuthLimit) -> None:
+        self.app, self.store, self.wake, self.obs, self.auth_limit = app, store, wake, obs, auth_limit
         self.routes: dict[str, Callable[[Principal, Any], Prepared]] = {
             "/v1/objects": self.one, "/v1/objects:batch": self.several}
 
@@ -66,7 +67,7 @@ class Submissions:
         try:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             raw = await _body(receive, headers)
-            who = await self.caller(headers.get("authorization"))
+            who = await self.caller(headers.get("authorization"), calls.client_address(scope))
             key = headers.get("idempotency-key")
             if key is not None and len(key) > MAX_KEY:
                 raise ObjectError([("header.Idempotency-Key", f"String should have at most {MAX_KEY} characters")])
@@ -94,11 +95,11 @@ class Submissions:
             calls.log_created(self.obs, applied(body))
         await _send(send, status, body, {"Idempotent-Replayed": "true"} if replayed else {})
 
-    async def caller(self, authorization: str | None) -> Principal:
+    async def caller(self, authorization: str | None, address: str) -> Principal:
         """The calling token; one not cached yet is read on a worker thread, off the event loop."""
         if self.store.principals.get(sha256((authorization or "").partition(" ")[2].strip())) is None:
-            return await asyncio.to_thread(calls.caller, self.store, authorization)
-        return calls.caller(self.store, authorization)
+            return await asyncio.to_thread(calls.caller, self.store, authorization, address, self.auth_limit)
+        return calls.caller(self.store, authorization, address, self.auth_limit)
 
     def one(self, who: Principal, payload: Any) -> Prepared:
         if not isinstance(payload, dict):
