@@ -137,14 +137,14 @@ def test_rows_handed_to_the_reconciler_are_the_stored_rows(tmp_path, db_url):
             assert client.post("/v1/objects", json=job("nope", queue="missing"), headers=AUTH).status_code == 422
         with store.read() as conn:
             rows = {r["id"]: r for r in store.jobs(conn)}
-        assert sorted(r["name"] for r in rec.fresh.values()) == ["one", "three", "two"]
-        assert all(rec.fresh[i] == rows[i] for i in rec.fresh)
+        assert sorted(r["name"] for r in rec.fresh.rows.values()) == ["one", "three", "two"]
+        assert all(rec.fresh.rows[i] == rows[i] for i in rec.fresh.rows)
         rec.sync()  # the first read decodes every job; a later one takes what is handed over
         with TestClient(create_app(store), raise_server_exceptions=False) as client:
             assert client.post("/v1/objects", json=job("four"), headers=AUTH).status_code == 201
-        four = next(iter(rec.fresh))
+        four = next(iter(rec.fresh.rows))
         rec.sync(full=False)
-        assert rec.fresh == {} and rec.seen[four] == 1
+        assert rec.fresh.rows == {} and rec.seen[four] == 1
         with store.read() as conn:
             assert store.job_versions(conn, rec.cursor) == ({}, rec.cursor)
     finally:

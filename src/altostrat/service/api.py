@@ -73,12 +73,8 @@ def create_app(store: Store, wake: Callable[[], None] = lambda: None,
     def mutate(request: Request, who: Principal, key: str | None, payload: object, fn) -> JSONResponse:
         """Run `fn(conn) -> (status, body, [(action, target, result)])` once per idempotency key,
         its audit rows in its transaction, and wake the reconciler once it is committed (not on a replay)."""
-        def run(conn):
-            status, body, records = fn(conn)
-            calls.audit(store, conn, who, records)
-            return status, body
-
-        status, body, replayed = store.idempotent(key, who.sha256, [request.url.path, payload], run).result()
+        status, body, replayed = store.idempotent(key, who.sha256, [request.url.path, payload],
+                                                  calls.audited(store, who, fn)).result()
         request.scope[_AUDITED] = True
         if not replayed:
             wake()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from typing import Any
 
 from altostrat.service.auth import Forbidden, Principal
 from altostrat.service.auth_limit import FailedAuthLimit, TooManyFailures
@@ -27,12 +29,22 @@ def client_address(scope: dict) -> str:
     return scope["client"][0] if scope.get("client") else ""
 
 
+def bearer(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer TOKEN` header ("" for none)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def seen(store: Store, authorization: str | None) -> bool:
+    """Whether the call's token is one the store has already found live (PrincipalCache)."""
+    return store.principals.get(sha256(bearer(authorization))) is not None
+
+
 def caller(store: Store, authorization: str | None, address: str = "", limit: FailedAuthLimit | None = None) -> Principal:
     """The token of an `Authorization: Bearer TOKEN` header, or Unauthorized; with a `limit`, a
     client `address` out of failures gets TooManyFailures unless its token is one already seen."""
-    scheme, _, token = (authorization or "").partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else ""
-    if limit is not None and not store.principals.get(sha256(token)):
+    token = bearer(authorization)
+    if limit is not None and not seen(store, authorization):
         limit.check(address)
     found = store.principal(token) if token else None
     if found is None:
@@ -48,6 +60,16 @@ def audit(store: Store, conn, who: Principal | None, records: list[tuple[str, st
         store.audit_many(conn, "anonymous", records)
     else:
         store.audit_many(conn, who.name, records, token_id=who.id, role=who.role)
+
+
+def audited(store: Store, who: Principal, write: Callable[[Any], tuple[int, dict, list[tuple[str, str, str]]]]):
+    """`write(conn) -> (status, body, [(action, target, result)])` as a transaction's function that
+    writes those audit rows of `who` in the same transaction and returns (status, body)."""
+    def run(conn) -> tuple[int, dict]:
+        status, body, records = write(conn)
+        audit(store, conn, who, records)
+        return status, body
+    return run
 
 
 def log_created(obs: Observer, applied: list[dict]) -> None:

@@ -146,5 +146,3 @@ def change_seq(conn: Connection) -> int:
     if seq is None:
         seq = conn.info[SEQ] = conn.execute(_NEXT_SEQ).scalar_one()
     return seq
-
-

@@ -148,5 +148,3 @@ class _Undo(Exception):
 
     def __init__(self, item: list) -> None:
         self.item = item
-
-

@@ -14,8 +14,8 @@ class PrincipalCache:
     once that transaction has committed or rolled back (`settled`, when the connection goes back
     to the pool), the cache is emptied. While one is in flight nothing is added, and a lookup
     that began before the last settlement (an older `generation`) adds nothing either, so a
-    revoked token is refused from the moment its revocation commits. Revocations reach the database only through a Store:
-    one `serve` per database, as the reconciler requires too."""
+    revoked token is refused from the moment its revocation commits. Revocations reach the
+    database only through a Store: one `serve` per database, as the reconciler requires too."""
 
     MAX = 10_000  # entries before the cache starts again (live tokens are made by admins only)
     _MARK = "altostrat_token_changes"  # the connection's count of revocations in its transaction
@@ -50,5 +50,3 @@ class PrincipalCache:
                 self.in_flight -= changes
                 self.generation += 1
                 self.found.clear()
-
-

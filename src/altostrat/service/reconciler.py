@@ -29,6 +29,7 @@ from altostrat.engine import PREEMPT, RECLAIMED, REJECT, START, Decision, Engine
 from altostrat.policy.registry import parse_policy
 from altostrat.service import attempts, dependencies, describe
 from altostrat.service import executor as ex
+from altostrat.service.handoff import Handoff
 from altostrat.service.observability import Observer
 from altostrat.service.pacing import Pacer
 from altostrat.service.quota import QueueQuotaGate, book_past_runs, queue_context, queue_policy
@@ -46,7 +47,6 @@ RESYNC_S = 0.5  # how stale the reconciler's view of the store may get without a
 # changed ones and those the engine does not hold. When pools or queues change (a new engine),
 # every active job is decoded.
 FULL_SYNC_S = 10.0
-MAX_FRESH = 100_000  # new Job rows handed over by the API and not yet read (Reconciler.fresh)
 TICK_S = 0.05  # reaping interval while tasks run
 SYNC_GAP_S = 0.01  # wake-ups closer than this share one sync (a burst of submissions: one read, not one each)
 SYNC_MAX_GAP_S, SYNC_DUTY = 0.05, 0.25  # under a stream of wake-ups, sync reads take at most a quarter of the time
@@ -95,7 +95,7 @@ class Reconciler:
         self.node_idx: dict[str, int] = {}
         self.pool_sig: tuple | None = None
         self.cursor: int | None = None  # the last change seq a sync read; the next reads the jobs written after it
-        self.seen: dict[int, int] = {}  # id -> resource_version of the jobs the last sync read
+        self.seen: dict[int, int] = {}  # id -> resource_version of the active jobs as syncs read them
         self.backoff_ends = math.inf  # earliest end of a skipped retry's backoff
         self.held: dict[int, dict] = {}  # id -> row of the PENDING jobs held out of the engine for dependencies
         self.queues: dict[str, dict] = {}
@@ -109,11 +109,8 @@ class Reconciler:
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self._asks: queue.SimpleQueue = queue.SimpleQueue()  # (read, Future) from explain and reasons
-        # id -> row of new Jobs, as the API's group commits committed them, so that a sync need not
-        # read them back
-        self.fresh: dict[int, dict] = {}
-        self._fresh_lock = threading.Lock()
-        store.created = self._created
+        self.fresh = Handoff()  # new Jobs' rows from the API's group commits
+        store.created = self.fresh.put
 
     def now(self) -> float:
         return time.monotonic() - self.mono0
@@ -127,27 +124,10 @@ class Reconciler:
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
         self._thread.start()
 
-    def _created(self, rows: list[dict]) -> None:
-        """Told by the store's committer thread: these Job rows are committed, as they are."""
-        with self._fresh_lock:
-            if len(self.fresh) > MAX_FRESH:  # not read for a long while (a stopped loop): read them back instead
-                self.fresh.clear()
-            self.fresh.update((row["id"], row) for row in rows)
-
     def _read_jobs(self, conn, versions: dict[int, int], ids: list[int], cursor: int) -> list[dict]:
-        """The rows of `ids` at their `versions`: those handed over by the API (fresh) at that
-        version, the others read. Fresh rows written after `cursor`, the last change this read
-        saw, are kept for the next one."""
-        with self._fresh_lock:
-            fresh, self.fresh = self.fresh, {}
-        handed = [fresh.pop(i) for i in ids if i in fresh and fresh[i]["resource_version"] == versions[i]]
-        taken = {row["id"] for row in handed}
-        jobs = handed + self.store.jobs_by_id(conn, [i for i in ids if i not in taken])
-        keep = {i: row for i, row in fresh.items() if row["seq"] > cursor}
-        if keep:
-            with self._fresh_lock:
-                self.fresh = {**keep, **self.fresh}
-        return jobs
+        """The rows of `ids` at their `versions`: those handed over at that version, the others read."""
+        handed, read = self.fresh.take(versions, ids, cursor)
+        return handed + self.store.jobs_by_id(conn, read)
 
     def wake(self) -> None:
         """The store changed: read it at once."""

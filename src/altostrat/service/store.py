@@ -547,7 +547,10 @@ def _text(s: str, limit: int) -> str:
     """`s` cut to its column's length, NUL written out: PostgreSQL's text holds no NUL (a request's
     path may)."""
     return s.replace("\x00", "\\x00")[:limit]
+
+
 def _forget_referred(conn: Connection) -> None:
+    """A Queue or Tenant changes: its group commit reads the objects it names again (_Written.referred)."""
     group = conn.info.get(WRITTEN)
     if group is not None:
         group.referred.clear()

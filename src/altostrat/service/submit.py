@@ -24,10 +24,10 @@ from altostrat.service.auth import Forbidden, Principal
 from altostrat.service.auth_limit import FailedAuthLimit
 from altostrat.service.objects import ObjectError, parse_object
 from altostrat.service.observability import Observer
-from altostrat.service.store import Store, sha256
+from altostrat.service.store import Store
 
 MAX_KEY = 200  # the longest Idempotency-Key (its column's length)
-MAX_BODY = 64 << 20  # a larger body is refused (413) before it is read whole
+MAX_BODY = 64 << 20  # a larger body is refused (422 on `body`) before it is read whole
 INLINE_BODY = 64 << 10  # a larger body is parsed on a worker thread, so the event loop goes on answering
 
 # (status, body, [(action, target, result)]) of a submission's transaction
@@ -79,12 +79,8 @@ class Submissions:
                 return payload, parse(who, payload)
             payload, (write, applied) = prepare() if len(raw) <= INLINE_BODY else await asyncio.to_thread(prepare)
 
-            def run(conn) -> tuple[int, dict]:
-                status, body, records = write(conn)
-                calls.audit(self.store, conn, who, records)
-                return status, body
             status, body, replayed = await asyncio.wrap_future(
-                self.store.idempotent(key, who.sha256, [scope["path"], payload], run))
+                self.store.idempotent(key, who.sha256, [scope["path"], payload], calls.audited(self.store, who, write)))
         except Exception as exc:  # noqa: BLE001  (every refusal and failure is answered, and audited)
             status, body, extra = calls.refusal(exc, "POST", scope["path"])
             refused = [("POST", scope["path"], f"refused {status}")]
@@ -97,7 +93,7 @@ class Submissions:
 
     async def caller(self, authorization: str | None, address: str) -> Principal:
         """The calling token; one not cached yet is read on a worker thread, off the event loop."""
-        if self.store.principals.get(sha256((authorization or "").partition(" ")[2].strip())) is None:
+        if not calls.seen(self.store, authorization):
             return await asyncio.to_thread(calls.caller, self.store, authorization, address, self.auth_limit)
         return calls.caller(self.store, authorization, address, self.auth_limit)
 
